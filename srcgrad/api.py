@@ -1,0 +1,213 @@
+"""The public API: grad, value_and_grad, vjp, source, no_grad, stop_gradient.
+
+A gradient is compiled once per function, `wrt` and mode, and specialised on
+which arguments are Python scalars and which arrays share a shape (so the
+generated code leaves out broadcasting helpers that cannot be needed). Every
+later call with arguments of the same kinds is a dictionary lookup away from
+the generated function.
+"""
+import functools
+import inspect
+import threading
+import weakref
+
+import numpy as np
+
+from .compiler import compile_gradient
+from .compiler.normalize import SCALAR
+from .compiler.parse import parse_function
+from .errors import SrcgradError
+
+__all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
+
+_state = threading.local()
+
+
+class no_grad:
+    """`with srcgrad.no_grad():` marks a block whose values carry no gradient.
+
+    In a function that srcgrad differentiates, everything computed inside the
+    block is a constant. Tape mode stops recording inside it.
+    """
+
+    def __enter__(self):
+        _state.depth = getattr(_state, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _state.depth -= 1
+        return False
+
+
+def is_grad_enabled():
+    return getattr(_state, "depth", 0) == 0
+
+
+def stop_gradient(x):
+    """Return `x` unchanged; inside a differentiated function no gradient flows through it."""
+    return x
+
+
+def _params(fn):
+    code = fn.__code__
+    return list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+
+
+def _wrt_names(fn, wrt):
+    params = _params(fn)
+    items = wrt if isinstance(wrt, tuple) else (wrt,)
+    names = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise SrcgradError(f"wrt must name a parameter by index or name, not {item!r}")
+        if isinstance(item, int):
+            if not -len(params) <= item < len(params):
+                raise SrcgradError(f"wrt={item} is out of range: {fn.__name__} has "
+                                   f"{len(params)} parameters {tuple(params)}")
+            item = params[item]
+        elif item not in params:
+            raise SrcgradError(f"wrt={item!r} is not a parameter of {fn.__name__}{tuple(params)}")
+        names.append(item)
+    if len(set(names)) != len(names):
+        raise SrcgradError(f"wrt names a parameter twice: {wrt!r}")
+    return tuple(names), not isinstance(wrt, tuple)
+
+
+def _kinds(params, args):
+    """Each positional argument's kind: SCALAR, or a symbol shared by equal shapes."""
+    kinds, shapes = {}, {}
+    for name, value in zip(params, args):
+        if isinstance(value, (float, int, np.generic)):
+            kinds[name] = SCALAR
+        elif isinstance(value, np.ndarray):
+            kinds[name] = SCALAR if value.ndim == 0 else shapes.setdefault(value.shape, f"s{len(shapes)}")
+    return kinds
+
+
+def _like(d, x):
+    """The gradient `d` given the type, dtype and shape of its argument `x`."""
+    if isinstance(x, (float, int)) and not isinstance(x, bool):
+        return float(d)
+    if isinstance(x, np.generic):
+        return x.dtype.type(d) if np.issubdtype(x.dtype, np.inexact) else np.float64(d)
+    if isinstance(x, np.ndarray):
+        dtype = x.dtype if np.issubdtype(x.dtype, np.inexact) else np.dtype(np.float64)
+        d = np.asarray(d)
+        if d.shape != x.shape:
+            raise SrcgradError(f"internal error: a gradient of shape {d.shape} for an argument "
+                               f"of shape {x.shape}; please report this")
+        if d.dtype != dtype or not d.flags.writeable:
+            d = np.array(d, dtype=dtype)
+        return d
+    raise SrcgradError(f"cannot differentiate with respect to a {type(x).__name__}: "
+                       "wrt arguments must be floats or numpy arrays")
+
+
+class _Differentiated:
+    """What grad / value_and_grad / vjp return: compiles on first call, then caches."""
+
+    def __init__(self, fn, wrt, mode):
+        parse_function(fn)  # fail now, not at the first call, when there is no source
+        self.fn = fn
+        self.wrt, self.single = _wrt_names(fn, wrt)
+        self.mode = mode
+        self.params = _params(fn)
+        self._compiled = {}
+        self.last = None
+        functools.update_wrapper(self, fn)
+
+    def compiled(self, args):
+        kinds = _kinds(self.params, args)
+        key = tuple(kinds.get(p) for p in self.params)
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = compile_gradient(
+                self.fn, self.wrt, "vjp" if self.mode == "vjp" else "grad", kinds, self.single)
+        self.last = found
+        return found
+
+    def wrt_values(self, args, kwargs):
+        values = []
+        for name in self.wrt:
+            i = self.params.index(name)
+            if i < len(args):
+                values.append(args[i])
+            elif name in kwargs:
+                values.append(kwargs[name])
+            else:
+                values.append(inspect.signature(self.fn).parameters[name].default)
+        return values
+
+    def finish(self, grads, args, kwargs):
+        values = self.wrt_values(args, kwargs)
+        if self.single:
+            return _like(grads, values[0])
+        return tuple(_like(g, x) for g, x in zip(grads, values))
+
+    def __call__(self, *args, **kwargs):
+        value, grads = self.compiled(args).function(*args, **kwargs)
+        grads = self.finish(grads, args, kwargs)
+        return (value, grads) if self.mode == "value_and_grad" else grads
+
+    def __repr__(self):
+        return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"
+
+
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def _differentiated(fn, wrt, mode):
+    per_fn = _CACHE.setdefault(fn, {})
+    key = (wrt, mode)
+    found = per_fn.get(key)
+    if found is None:
+        found = per_fn[key] = _Differentiated(fn, wrt, mode)
+    return found
+
+
+def grad(f=None, wrt=0):
+    """The gradient of scalar-valued `f` with respect to argument(s) `wrt`.
+
+    `wrt` is an argument index, a parameter name, or a tuple of them (then the
+    gradient is a tuple). Also a decorator: `@grad` or `@grad(wrt=("w", "b"))`.
+    """
+    if f is None:
+        return lambda fn: _differentiated(fn, wrt, "grad")
+    return _differentiated(f, wrt, "grad")
+
+
+def value_and_grad(f=None, wrt=0):
+    """Like `grad`, but the function returns `(value, gradient)`."""
+    if f is None:
+        return lambda fn: _differentiated(fn, wrt, "value_and_grad")
+    return _differentiated(f, wrt, "value_and_grad")
+
+
+def vjp(f, *args, wrt=0, **kwargs):
+    """Run `f(*args, **kwargs)`; return `(value, pullback)`.
+
+    `pullback(seed)` returns the gradient(s) of `sum(seed * f(...))` with respect
+    to `wrt`: the vector-Jacobian product, for functions with non-scalar output.
+    """
+    d = _differentiated(f, wrt, "vjp")
+    value, pullback = d.compiled(args).function(*args, **kwargs)
+
+    def finished_pullback(seed):
+        return d.finish(pullback(seed), args, kwargs)
+
+    finished_pullback.srcgrad = d
+    return value, finished_pullback
+
+
+def source(df, *args):
+    """The generated source of a gradient made by grad, value_and_grad or vjp.
+
+    With example arguments, the source specialised for arguments like them;
+    without, the source of the most recent call (or a generic one).
+    """
+    d = getattr(df, "srcgrad", df)
+    if not isinstance(d, _Differentiated):
+        raise SrcgradError(f"{df!r} was not made by srcgrad.grad, value_and_grad or vjp")
+    if args or d.last is None:
+        return d.compiled(args).source
+    return d.last.source

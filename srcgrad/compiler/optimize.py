@@ -1,0 +1,122 @@
+"""Optimize: algebraic clean-up of inlined rule expressions.
+
+Guarantees: the result computes the same value as the input (up to floating-
+point rounding of reassociated products) and reads the way a person writes it:
+constants folded, multiplications by one and additions of zero dropped,
+`g * (1 / b)` written `g / b`, branches on constants taken, keyword arguments
+equal to the callee's default left out.
+"""
+import inspect
+import operator
+
+import gast
+
+from . import nodes
+
+_FOLD = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul,
+         gast.Div: operator.truediv, gast.Pow: operator.pow}
+
+
+def simplify(expr, resolve=None):
+    """Simplify `expr`; `resolve(func_node)` finds a callee to drop default keywords."""
+    return _Simplifier(resolve).visit(expr)
+
+
+def product(g, factor, resolve=None):
+    """`g * factor`, simplified: the chain-rule step for one partial derivative."""
+    return simplify(nodes.mul(g, factor), resolve)
+
+
+class _Simplifier(gast.NodeTransformer):
+    def __init__(self, resolve):
+        self.resolve = resolve
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right, op = node.left, node.right, node.op
+        if nodes.is_number(left) and nodes.is_number(right) and type(op) in _FOLD:
+            try:
+                value = _FOLD[type(op)](left.value, right.value)
+            except (ZeroDivisionError, OverflowError):
+                return node
+            if isinstance(value, (int, float)) and abs(value) < 1e15:
+                return nodes.const(value)
+        if isinstance(op, gast.Mult):
+            if nodes.is_number(right, 1):
+                return left
+            if nodes.is_number(left, 1):
+                return right
+            if nodes.is_number(right, -1):
+                return self.visit(nodes.neg(left))
+            if nodes.is_number(left, -1):
+                return self.visit(nodes.neg(right))
+            if isinstance(right, gast.UnaryOp) and isinstance(right.op, gast.USub):
+                # g * -e  ->  -g * e
+                return self.visit(nodes.mul(nodes.neg(left), right.operand))
+            if isinstance(right, gast.BinOp) and isinstance(right.op, gast.Div):
+                if nodes.is_number(right.left, 1):       # g * (1 / b)  ->  g / b
+                    return gast.BinOp(left=left, op=gast.Div(), right=right.right)
+                # g * (a / b)  ->  g * a / b
+                return gast.BinOp(left=self.visit(nodes.mul(left, right.left)), op=gast.Div(),
+                                  right=right.right)
+            if isinstance(left, gast.UnaryOp) and isinstance(left.op, gast.USub) \
+                    and nodes.is_number(left.operand):
+                return nodes.mul(nodes.const(-left.operand.value), right)
+        if isinstance(op, gast.Div) and nodes.is_number(right, 1):
+            return left
+        if isinstance(op, gast.Pow) and nodes.is_number(right, 1):
+            return left
+        if isinstance(op, gast.Add):
+            if nodes.is_number(right, 0):
+                return left
+            if nodes.is_number(left, 0):
+                return right
+        if isinstance(op, gast.Sub) and nodes.is_number(right, 0):
+            return left
+        return node
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        inner = node.operand
+        if isinstance(node.op, gast.USub):
+            if isinstance(inner, gast.UnaryOp) and isinstance(inner.op, gast.USub):
+                return inner.operand
+            if nodes.is_number(inner) and inner.value < 0:
+                return nodes.const(-inner.value)
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (gast.Is, gast.IsNot)):
+            left, right = node.left, node.comparators[0]
+            if isinstance(left, gast.Constant) and isinstance(right, gast.Constant):
+                same = left.value is right.value
+                return nodes.const(same if isinstance(node.ops[0], gast.Is) else not same)
+        return node
+
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.test, gast.Constant):
+            return node.body if node.test.value else node.orelse
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if self.resolve is None or not node.keywords:
+            return node
+        callee = self.resolve(node.func)
+        try:
+            signature = inspect.signature(callee)
+        except (TypeError, ValueError):
+            return node
+        kept = []
+        for kw in node.keywords:
+            param = signature.parameters.get(kw.arg)
+            if (param is not None and isinstance(kw.value, gast.Constant)
+                    and param.default is not inspect.Parameter.empty
+                    and type(param.default) is type(kw.value.value)
+                    and param.default == kw.value.value):
+                continue
+            kept.append(kw)
+        node.keywords = kept
+        return node

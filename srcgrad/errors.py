@@ -1,0 +1,44 @@
+"""Errors srcgrad raises on purpose.
+
+Every error about the user's code carries the user's file, line and column,
+so the message reads like a compiler diagnostic::
+
+    model.py:12:8: cannot differentiate a `for` loop yet
+        for i in range(n):
+        ^
+"""
+
+
+class SrcgradError(Exception):
+    """Base of every error srcgrad raises on purpose."""
+
+    def __init__(self, message, filename=None, lineno=None, col=None, line_text=None):
+        self.message = message
+        self.filename = filename
+        self.lineno = lineno
+        self.col = col
+        self.line_text = line_text
+        super().__init__(self._format())
+
+    def _format(self):
+        if self.filename is None or self.lineno is None:
+            return self.message
+        col = self.col or 0
+        text = f"{self.filename}:{self.lineno}:{col + 1}: {self.message}"
+        if self.line_text:
+            stripped = self.line_text.rstrip()
+            indent = len(stripped) - len(stripped.lstrip())
+            text += f"\n    {stripped.lstrip()}\n    {' ' * max(col - indent, 0)}^"
+        return text
+
+
+class UnsupportedError(SrcgradError):
+    """A construct the compiler refuses to differentiate."""
+
+
+class NoSourceError(SrcgradError):
+    """The function's source code cannot be found."""
+
+
+class NonScalarOutputError(SrcgradError):
+    """`grad` was asked for the gradient of a non-scalar output."""

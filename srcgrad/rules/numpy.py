@@ -1,0 +1,209 @@
+"""numpy: elementwise functions, reductions, linear algebra, shapes and indexing.
+
+Elementwise rules state partial derivatives; the engines sum each adjoint back
+to its argument's shape. The others state the vector-Jacobian product.
+"""
+import operator
+
+import numpy as np
+
+from ..runtime import (extremum_mask, inside, inverse_axes, matmul_da, matmul_db, prod_others,
+                       reverse_cumsum, split_like, unbroadcast, unindex, unreduce, unstack)
+from .registry import method, nondifferentiable, partial, vjp
+
+# ---- elementwise, one argument: d/dx of f(x)
+partial(np.exp,        lambda x, y: y)
+partial(np.exp2,       lambda x, y: y * np.log(2))
+partial(np.expm1,      lambda x, y: y + 1)
+partial(np.log,        lambda x: 1 / x, domain=("positive",))
+partial(np.log2,       lambda x: 1 / (x * np.log(2)), domain=("positive",))
+partial(np.log10,      lambda x: 1 / (x * np.log(10)), domain=("positive",))
+partial(np.log1p,      lambda x: 1 / (1 + x), domain=("positive",))
+partial(np.sqrt,       lambda x, y: 0.5 / y, domain=("positive",))
+partial(np.cbrt,       lambda x, y: 1 / (3 * y * y), domain=("nonzero",))
+partial(np.square,     lambda x: 2 * x)
+partial(np.reciprocal, lambda x, y: -y * y, domain=("nonzero",))
+partial(np.sin,        lambda x: np.cos(x))
+partial(np.cos,        lambda x: -np.sin(x))
+partial(np.tan,        lambda x, y: 1 + y * y, domain=("unit",))
+partial(np.arcsin,     lambda x: 1 / np.sqrt(1 - x * x), domain=("unit",))
+partial(np.arccos,     lambda x: -1 / np.sqrt(1 - x * x), domain=("unit",))
+partial(np.arctan,     lambda x: 1 / (1 + x * x))
+partial(np.sinh,       lambda x: np.cosh(x))
+partial(np.cosh,       lambda x: np.sinh(x))
+partial(np.tanh,       lambda x, y: 1 - y * y)
+partial(np.arcsinh,    lambda x: 1 / np.sqrt(x * x + 1))
+partial(np.arccosh,    lambda x: 1 / np.sqrt(x * x - 1), domain=("above1",))
+partial(np.arctanh,    lambda x: 1 / (1 - x * x), domain=("unit",))
+partial(np.abs,        lambda x: np.sign(x), domain=("nonzero",))
+partial(np.negative,   lambda x: -1)
+partial(np.positive,   lambda x: 1)
+partial(np.deg2rad,    lambda x: np.pi / 180)
+partial(np.rad2deg,    lambda x: 180 / np.pi)
+partial(np.asarray,    lambda a: 1)
+partial(np.float64,    lambda x: 1)
+
+# ---- elementwise, several arguments: one partial per argument
+partial(np.add,        lambda a, b: (1, 1))
+partial(np.subtract,   lambda a, b: (1, -1))
+partial(np.multiply,   lambda a, b: (b, a))
+partial(np.divide,     lambda a, b, y: (1 / b, -y / b), domain=("real", "nonzero"))
+partial(np.power,      lambda a, b, y: (b * a ** (b - 1), y * np.log(a)),
+        domain=("positive", "real"))
+partial(np.maximum,    lambda a, b: (a >= b, a < b))
+partial(np.minimum,    lambda a, b: (a <= b, a > b))
+partial(np.fmax,       lambda a, b: (a >= b, a < b))
+partial(np.fmin,       lambda a, b: (a <= b, a > b))
+partial(np.logaddexp,  lambda a, b, y: (np.exp(a - y), np.exp(b - y)))
+partial(np.logaddexp2, lambda a, b, y: (2 ** (a - y), 2 ** (b - y)))
+partial(np.arctan2,    lambda a, b: (b / (a * a + b * b), -a / (a * a + b * b)),
+        domain=("positive", "positive"))
+partial(np.hypot,      lambda a, b, y: (a / y, b / y), domain=("positive", "positive"))
+partial(np.clip,       lambda a, a_min, a_max: (inside(a, a_min, a_max), a < a_min, a > a_max),
+        domain=("real", "const:-0.5", "const:0.5"))
+partial(np.where,      lambda condition, x1, x2: (None, condition, np.logical_not(condition)),
+        domain=("mask", "real", "real"))
+
+
+# ---- reductions
+@vjp(np.sum, domain=("array",), cases="reduction")
+def _(g, y, a, axis=None, dtype=None, out=None, keepdims=False):
+    return unreduce(g, a, axis=axis, keepdims=keepdims)
+
+
+@vjp(np.mean, domain=("array",), cases="reduction")
+def _(g, y, a, axis=None, dtype=None, out=None, keepdims=False):
+    return unreduce(g * (np.size(y) / np.size(a)), a, axis=axis, keepdims=keepdims)
+
+
+@vjp(np.max, domain=("array",), cases="reduction")
+def _(g, y, a, axis=None, out=None, keepdims=False):
+    return unreduce(g, a, axis=axis, keepdims=keepdims) * extremum_mask(a, y, axis, keepdims)
+
+
+@vjp(np.min, domain=("array",), cases="reduction")
+def _(g, y, a, axis=None, out=None, keepdims=False):
+    return unreduce(g, a, axis=axis, keepdims=keepdims) * extremum_mask(a, y, axis, keepdims)
+
+
+@vjp(np.prod, domain=("array",), cases="reduction1")
+def _(g, y, a, axis=None, dtype=None, out=None, keepdims=False):
+    return unreduce(g, a, axis=axis, keepdims=keepdims) * prod_others(a, axis)
+
+
+@vjp(np.var, domain=("array",), cases="reduction")
+def _(g, y, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    centred = a - np.mean(a, axis=axis, keepdims=True)
+    return unreduce(g, a, axis=axis, keepdims=keepdims) * 2 * centred / (np.size(a) / np.size(y) - ddof)
+
+
+@vjp(np.std, domain=("array",), cases="reduction")
+def _(g, y, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    centred = a - np.mean(a, axis=axis, keepdims=True)
+    return unreduce(g / y, a, axis=axis, keepdims=keepdims) * centred / (np.size(a) / np.size(y) - ddof)
+
+
+@vjp(np.cumsum, domain=("array",), cases="cumsum")
+def _(g, y, a, axis=None, dtype=None, out=None):
+    return reverse_cumsum(g, axis, np.shape(a))
+
+
+# ---- linear algebra
+@vjp(np.matmul, domain=("matrix", "matrix"))
+def _(g, y, a, b):
+    return matmul_da(g, a, b), matmul_db(g, a, b)
+
+
+@vjp(np.dot, domain=("matrix", "matrix"))
+def _(g, y, a, b):
+    return matmul_da(g, a, b), matmul_db(g, a, b)
+
+
+@vjp(np.outer, domain=("vector", "vector"))
+def _(g, y, a, b):
+    return np.reshape(g @ np.ravel(b), np.shape(a)), np.reshape(np.ravel(a) @ g, np.shape(b))
+
+
+@vjp(np.trace, domain=("square",))
+def _(g, y, a):
+    return g * np.eye(*np.shape(a))
+
+
+# ---- shapes: the adjoint is the inverse reshaping of g
+@vjp(np.reshape, cases="reshape")
+def _(g, y, a, shape=None, order="C"):
+    return np.reshape(g, np.shape(a), order=order)
+
+
+@vjp(np.ravel, cases="array")
+def _(g, y, a, order="C"):
+    return np.reshape(g, np.shape(a), order=order)
+
+
+@vjp(np.transpose, cases="transpose")
+def _(g, y, a, axes=None):
+    return np.transpose(g, inverse_axes(axes, np.ndim(a)))
+
+
+@vjp(np.expand_dims, cases="expand_dims")
+def _(g, y, a, axis):
+    return np.reshape(g, np.shape(a))
+
+
+@vjp(np.squeeze, cases="squeeze")
+def _(g, y, a, axis=None):
+    return np.reshape(g, np.shape(a))
+
+
+@vjp(np.broadcast_to, cases="broadcast_to")
+def _(g, y, array, shape):
+    return unbroadcast(g, array)
+
+
+@vjp(np.swapaxes, cases="swapaxes")
+def _(g, y, a, axis1, axis2):
+    return np.swapaxes(g, axis1, axis2)
+
+
+@vjp(np.concatenate, cases="concatenate")
+def _(g, y, arrays, axis=0):
+    return split_like(g, arrays, axis)
+
+
+@vjp(np.stack, cases="stack")
+def _(g, y, arrays, axis=0):
+    return unstack(g, axis)
+
+
+@vjp(np.copy, cases="array")
+def _(g, y, a):
+    return g
+
+
+# ---- indexing: x[index]; repeated integer indices add up
+@vjp(operator.getitem, name="x[index]", cases="getitem")
+def _(g, y, a, index):
+    return unindex(g, a, index)
+
+
+# ---- array methods: x.sum(...) means np.sum(x, ...)
+for _name, _primal in [("sum", np.sum), ("mean", np.mean), ("max", np.max), ("min", np.min),
+                       ("prod", np.prod), ("var", np.var), ("std", np.std), ("cumsum", np.cumsum),
+                       ("dot", np.dot), ("clip", np.clip), ("squeeze", np.squeeze),
+                       ("ravel", np.ravel), ("flatten", np.ravel), ("copy", np.copy),
+                       ("swapaxes", np.swapaxes)]:
+    method(_name, _primal)
+method("reshape", np.reshape, pack_varargs=True)
+method("transpose", np.transpose, pack_varargs=True)
+method("T", np.transpose)
+
+nondifferentiable(
+    np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, np.fix, np.floor_divide,
+    np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
+    np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like,
+    np.zeros, np.ones, np.empty, np.eye, np.identity, np.arange, np.linspace,
+    np.isnan, np.isinf, np.isfinite, np.isclose, np.allclose, np.array_equal,
+    np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,
+    np.logical_and, np.logical_or, np.logical_not, np.logical_xor, np.any, np.all,
+    np.count_nonzero, np.heaviside, np.result_type,
+)

@@ -1,0 +1,139 @@
+"""The rule registry: the only seam between derivative rules and the engines.
+
+Two ways to state a derivative, both plain Python:
+
+``partial(fn, lambda x, y: 1 - y**2)``
+    Partial derivatives of an elementwise function, one per argument (a tuple
+    for several arguments, ``None`` where an argument takes no gradient). A last
+    parameter named ``y`` receives the function's output. The engines multiply
+    by the incoming adjoint and sum the result back to each argument's shape
+    (numpy broadcasting).
+
+``@vjp(fn)`` on ``def _(g, y, x, ...)``
+    The vector-Jacobian product: given the adjoint ``g`` of the output ``y``,
+    return the adjoint of each argument (a tuple for several, ``None`` where an
+    argument takes no gradient). Parameters after ``y`` mirror ``fn``'s own.
+
+``nondifferentiable(fn, ...)``
+    Functions whose output carries no gradient (integer or boolean results,
+    piecewise-constant functions).
+
+The compiler inlines a rule's expression with the user's variable names; the
+tape calls the same function at run time. Rules import neither engine.
+"""
+from dataclasses import dataclass, field
+
+__all__ = ["Rule", "partial", "vjp", "nondifferentiable", "lookup", "is_nondifferentiable",
+           "all_rules", "method_primal"]
+
+_RULES = {}
+_NONDIFF = {}
+_METHODS = {}
+
+
+@dataclass(eq=False)
+class Rule:
+    """One registered derivative."""
+    primal: object
+    name: str
+    kind: str                 # "partial" or "vjp"
+    fn: object                # the rule itself, callable by the tape
+    params: tuple             # the rule's parameter names
+    uses_output: bool
+    domain: tuple = ()        # per argument: "real", "positive", "unit", ... (tests)
+    cases: object = None      # rng -> [(args, kwargs), ...] for the registry test
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def primal_params(self):
+        """The rule's names for the primal's arguments, in order."""
+        if self.kind == "vjp":
+            return self.params[2:]
+        return self.params[:-1] if self.uses_output else self.params
+
+
+def _key(fn):
+    return id(fn)
+
+
+def _display_name(fn):
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+    if module.startswith("numpy") or isinstance(fn, _ufunc_type()):
+        return f"np.{name}"
+    if module in ("builtins", ""):
+        return name
+    if module == "_operator":
+        return f"operator.{name}"
+    return f"{module}.{name}"
+
+
+def _ufunc_type():
+    import numpy
+    return numpy.ufunc
+
+
+def _params(fn):
+    code = fn.__code__
+    return code.co_varnames[:code.co_argcount]
+
+
+def partial(primal, rule, *, name=None, domain=(), cases=None, notes=""):
+    """Register the partial derivatives of an elementwise function `primal`."""
+    params = _params(rule)
+    entry = Rule(primal, name or _display_name(primal), "partial", rule, params,
+                 uses_output=len(params) > 0 and params[-1] == "y",
+                 domain=tuple(domain), cases=cases, notes=notes)
+    _RULES[_key(primal)] = (primal, entry)
+    return entry
+
+
+def vjp(primal, *, name=None, domain=(), cases=None, notes=""):
+    """Decorator: register `def _(g, y, *args)` as the VJP of `primal`."""
+    def register(rule):
+        params = _params(rule)
+        if params[:2] != ("g", "y"):
+            raise TypeError(f"a vjp rule's first parameters are (g, y), not {params[:2]}")
+        entry = Rule(primal, name or _display_name(primal), "vjp", rule, params,
+                     uses_output=True, domain=tuple(domain), cases=cases, notes=notes)
+        _RULES[_key(primal)] = (primal, entry)
+        return rule
+    return register
+
+
+def nondifferentiable(*primals):
+    """Declare functions whose output carries no gradient."""
+    for fn in primals:
+        _NONDIFF[_key(fn)] = fn
+
+
+def method(name, primal, *, pack_varargs=False):
+    """Declare that the array method `x.name(...)` means `primal(x, ...)`."""
+    _METHODS[name] = (primal, pack_varargs)
+
+
+def method_primal(name):
+    """(primal, pack_varargs) for an ndarray method name, or None."""
+    return _METHODS.get(name)
+
+
+def lookup(fn):
+    """The rule registered for the callable `fn`, or None."""
+    try:
+        found = _RULES.get(_key(fn))
+    except TypeError:
+        return None
+    if found is not None and found[0] is fn:
+        return found[1]
+    return None
+
+
+def is_nondifferentiable(fn):
+    found = _NONDIFF.get(_key(fn))
+    return found is not None and found is fn
+
+
+def all_rules():
+    """Every registered rule, in registration order."""
+    return [entry for _, entry in _RULES.values()]

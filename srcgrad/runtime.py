@@ -1,0 +1,147 @@
+"""The small runtime that generated gradients and derivative rules call.
+
+Everything here is plain numpy. Generated code imports these names; rules use
+them to state adjoints that are not a product of partial derivatives.
+"""
+import numpy as np
+
+from .errors import NonScalarOutputError
+
+__all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
+           "extremum_mask", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "unstack", "reverse_cumsum"]
+
+
+def unbroadcast(grad, like):
+    """Sum `grad` back to the shape of `like` (undo numpy broadcasting)."""
+    shape = np.shape(like)
+    if np.shape(grad) == shape:
+        return grad
+    grad = np.asarray(grad)
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:  # a size-1 output seeded with a scalar
+        grad = np.broadcast_to(grad, shape)
+    return grad
+
+
+def _expand(grad, ndim, axis, keepdims):
+    """Give a reduced `grad` back the axes a reduction removed."""
+    if keepdims or axis is None and np.ndim(grad) == ndim:
+        return grad
+    if axis is None:
+        return np.reshape(grad, (1,) * ndim)
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    return np.expand_dims(grad, tuple(a % ndim for a in axes))
+
+
+def unreduce(grad, x, axis=None, keepdims=False):
+    """Spread the adjoint of a reduction (sum over `axis`) back over `x`'s shape."""
+    grad = _expand(grad, np.ndim(x), axis, keepdims)
+    return np.broadcast_to(grad, np.shape(x))
+
+
+def extremum_mask(x, y, axis=None, keepdims=False):
+    """Where `x` attains the max/min `y` over `axis`, ties sharing equally."""
+    hit = x == _expand(y, np.ndim(x), axis, keepdims)
+    return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def unindex(grad, x, index):
+    """Adjoint of `x[index]`: `grad` scattered into zeros shaped like `x`.
+
+    Repeated integer indices add up (``np.add.at``), as the chain rule says.
+    """
+    out = np.zeros(np.shape(x), dtype=np.result_type(x, grad, float))
+    np.add.at(out, index, grad)
+    return out
+
+
+def zeros_like(x):
+    """A zero gradient for `x`: 0.0 for a Python number, zeros for an array."""
+    if isinstance(x, (int, float)):
+        return 0.0
+    return np.zeros(np.shape(x), dtype=np.result_type(x, float))
+
+
+def inverse_axes(axes, ndim):
+    """The permutation that undoes `np.transpose(_, axes)`."""
+    if axes is None:
+        return tuple(range(ndim))[::-1]
+    return tuple(np.argsort([a % ndim for a in axes]))
+
+
+def scalar_seed(y):
+    """The seed 1.0 for the gradient of a scalar `y`; an error for any other."""
+    if np.size(y) == 1:
+        return 1.0 if np.ndim(y) == 0 else np.ones_like(y, dtype=np.result_type(y, float))
+    raise NonScalarOutputError(
+        f"grad needs a scalar output, but the function returned shape {np.shape(y)}: "
+        "grad can be created only for scalar outputs. Use "
+        "`value, pullback = srcgrad.vjp(f, *args)` and call `pullback(seed)` with a "
+        "seed of the output's shape (e.g. np.ones_like(value)).")
+
+
+def matmul_da(g, a, b):
+    """Adjoint of `a` in `a @ b` (1-D, 2-D and stacked operands)."""
+    if np.ndim(b) == 1:
+        da = g[..., None] * b if np.ndim(a) > 1 else g * b
+    else:
+        da = g @ np.swapaxes(b, -1, -2) if np.ndim(a) > 1 else (b @ g[..., None])[..., 0]
+    return unbroadcast(da, a)
+
+
+def matmul_db(g, a, b):
+    """Adjoint of `b` in `a @ b` (1-D, 2-D and stacked operands)."""
+    if np.ndim(a) == 1:
+        db = a[:, None] * g[..., None, :] if np.ndim(b) > 1 else g * a
+    else:
+        db = np.swapaxes(a, -1, -2) @ (g if np.ndim(b) > 1 else g[..., None])
+        db = db if np.ndim(b) > 1 else db[..., 0]
+    return unbroadcast(db, b)
+
+
+def inside(x, lo, hi):
+    """Where `lo <= x <= hi` (a missing bound is no bound): np.clip's pass-through."""
+    mask = np.ones(np.shape(x), dtype=bool)
+    if lo is not None:
+        mask &= x >= lo
+    if hi is not None:
+        mask &= x <= hi
+    return mask
+
+
+def prod_others(x, axis=None):
+    """For each element of `x`, the product of the others along `axis` (zeros allowed)."""
+    x = np.asarray(x, dtype=np.result_type(x, float))
+    if axis is None:
+        return prod_others(x.ravel(), 0).reshape(x.shape)
+    if np.ndim(axis) != 0:
+        raise ValueError("prod_others takes one axis")
+    moved = np.moveaxis(x, axis, -1)
+    ones = np.ones(moved.shape[:-1] + (1,))
+    before = np.cumprod(np.concatenate([ones, moved[..., :-1]], axis=-1), axis=-1)
+    after = np.cumprod(np.concatenate([ones, moved[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return np.moveaxis(before * after, -1, axis)
+
+
+def split_like(g, arrays, axis=0):
+    """Adjoints of the pieces of `np.concatenate(arrays, axis)`."""
+    ends = np.cumsum([np.shape(a)[axis] for a in arrays])[:-1]
+    return np.split(g, ends, axis=axis)
+
+
+def unstack(g, axis=0):
+    """Adjoints of the pieces of `np.stack(arrays, axis)`."""
+    return list(np.moveaxis(g, axis, 0))
+
+
+def reverse_cumsum(g, axis=None, shape=None):
+    """Adjoint of `np.cumsum(x, axis)`: sums from the end, reshaped like `x`."""
+    if axis is None:
+        return np.cumsum(np.ravel(g)[::-1])[::-1].reshape(shape)
+    return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
