@@ -8,7 +8,7 @@ import numpy as np
 from .errors import NonScalarOutputError
 
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
-           "extremum_mask", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "extremum_mask", "reduced_size", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
            "unstack", "reverse_cumsum"]
 
 
@@ -68,11 +68,18 @@ def zeros_like(x):
     return np.zeros(np.shape(x), dtype=np.result_type(x, float))
 
 
-def inverse_axes(axes, ndim):
+def inverse_axes(axes):
     """The permutation that undoes `np.transpose(_, axes)`."""
-    if axes is None:
-        return tuple(range(ndim))[::-1]
-    return tuple(np.argsort([a % ndim for a in axes]))
+    return tuple(int(i) for i in np.argsort([a % len(axes) for a in axes]))
+
+
+def reduced_size(x, axis=None):
+    """How many elements of `x` a reduction over `axis` combines into each result."""
+    if axis is None:
+        return np.size(x)
+    axes = (axis,) if np.ndim(axis) == 0 else axis
+    shape = np.shape(x)
+    return int(np.prod([shape[a] for a in axes]))
 
 
 def scalar_seed(y):

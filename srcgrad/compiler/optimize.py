@@ -89,8 +89,9 @@ class _Simplifier(gast.NodeTransformer):
         self.generic_visit(node)
         if len(node.ops) == 1 and isinstance(node.ops[0], (gast.Is, gast.IsNot)):
             left, right = node.left, node.comparators[0]
-            if isinstance(left, gast.Constant) and isinstance(right, gast.Constant):
-                same = left.value is right.value
+            literal = (gast.Constant, gast.Tuple, gast.List)
+            if isinstance(left, literal) and isinstance(right, gast.Constant) and right.value is None:
+                same = isinstance(left, gast.Constant) and left.value is None
                 return nodes.const(same if isinstance(node.ops[0], gast.Is) else not same)
         return node
 
@@ -102,21 +103,26 @@ class _Simplifier(gast.NodeTransformer):
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        if self.resolve is None or not node.keywords:
+        if self.resolve is None:
             return node
         callee = self.resolve(node.func)
         try:
-            signature = inspect.signature(callee)
+            params = list(inspect.signature(callee).parameters.values())
         except (TypeError, ValueError):
             return node
-        kept = []
-        for kw in node.keywords:
-            param = signature.parameters.get(kw.arg)
-            if (param is not None and isinstance(kw.value, gast.Constant)
-                    and param.default is not inspect.Parameter.empty
-                    and type(param.default) is type(kw.value.value)
-                    and param.default == kw.value.value):
-                continue
-            kept.append(kw)
-        node.keywords = kept
+        node.keywords = [kw for kw in node.keywords
+                         if not _is_default(next((p for p in params if p.name == kw.arg), None), kw.value)]
+        if not node.keywords:
+            while node.args and len(node.args) <= len(params) and \
+                    _is_default(params[len(node.args) - 1], node.args[-1]):
+                node.args.pop()
         return node
+
+
+def _is_default(param, value):
+    """Whether passing `value` (a literal) for `param` is the same as leaving it out."""
+    if param is None or not isinstance(value, gast.Constant):
+        return False
+    if param.default is inspect.Parameter.empty or param.kind is param.VAR_POSITIONAL:
+        return False
+    return type(param.default) is type(value.value) and param.default == value.value

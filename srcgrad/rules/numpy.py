@@ -8,7 +8,7 @@ import operator
 import numpy as np
 
 from ..runtime import (extremum_mask, inside, inverse_axes, matmul_da, matmul_db, prod_others,
-                       reverse_cumsum, split_like, unbroadcast, unindex, unreduce, unstack)
+                       reduced_size, reverse_cumsum, split_like, unbroadcast, unindex, unreduce, unstack)
 from .registry import method, nondifferentiable, partial, vjp
 
 # ---- elementwise, one argument: d/dx of f(x)
@@ -73,7 +73,7 @@ def _(g, y, a, axis=None, dtype=None, out=None, keepdims=False):
 
 @vjp(np.mean, domain=("array",), cases="reduction")
 def _(g, y, a, axis=None, dtype=None, out=None, keepdims=False):
-    return unreduce(g * (np.size(y) / np.size(a)), a, axis=axis, keepdims=keepdims)
+    return unreduce(g / reduced_size(a, axis), a, axis=axis, keepdims=keepdims)
 
 
 @vjp(np.max, domain=("array",), cases="reduction")
@@ -94,13 +94,13 @@ def _(g, y, a, axis=None, dtype=None, out=None, keepdims=False):
 @vjp(np.var, domain=("array",), cases="reduction")
 def _(g, y, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centred = a - np.mean(a, axis=axis, keepdims=True)
-    return unreduce(g, a, axis=axis, keepdims=keepdims) * 2 * centred / (np.size(a) / np.size(y) - ddof)
+    return unreduce(g, a, axis=axis, keepdims=keepdims) * 2 * centred / (reduced_size(a, axis) - ddof)
 
 
 @vjp(np.std, domain=("array",), cases="reduction")
 def _(g, y, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     centred = a - np.mean(a, axis=axis, keepdims=True)
-    return unreduce(g / y, a, axis=axis, keepdims=keepdims) * centred / (np.size(a) / np.size(y) - ddof)
+    return unreduce(g / y, a, axis=axis, keepdims=keepdims) * centred / (reduced_size(a, axis) - ddof)
 
 
 @vjp(np.cumsum, domain=("array",), cases="cumsum")
@@ -142,7 +142,7 @@ def _(g, y, a, order="C"):
 
 @vjp(np.transpose, cases="transpose")
 def _(g, y, a, axes=None):
-    return np.transpose(g, inverse_axes(axes, np.ndim(a)))
+    return np.transpose(g) if axes is None else np.transpose(g, inverse_axes(axes))
 
 
 @vjp(np.expand_dims, cases="expand_dims")
