@@ -118,6 +118,10 @@ class _Differentiated:
 
     def compiled(self, args):
         kinds = _kinds(self.params, args)
+        for name in self.wrt:
+            i = self.params.index(name)
+            if i < len(args) and name not in kinds:
+                _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
         key = tuple(kinds.get(p) for p in self.params)
         found = self._compiled.get(key)
         if found is None:

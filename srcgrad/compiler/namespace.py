@@ -87,6 +87,8 @@ def describe(expr):
         return _fit(f"neg_{describe(expr.operand)}", "neg")
     if isinstance(expr, gast.Call):
         func = expr.func
+        if _called(func) == "stop_gradient" and expr.args:
+            return describe(expr.args[0])
         fname = func.attr if isinstance(func, gast.Attribute) else describe(func)
         if isinstance(func, gast.Attribute) and not _is_module_like(func.value):
             arg = describe(func.value)            # x.sum() -> sum_x
@@ -98,6 +100,10 @@ def describe(expr):
     if isinstance(expr, gast.Attribute):
         return _fit(f"{describe(expr.value)}_{expr.attr}", expr.attr)
     return "t"
+
+
+def _called(func):
+    return func.attr if isinstance(func, gast.Attribute) else getattr(func, "id", None)
 
 
 def _is_module_like(node):

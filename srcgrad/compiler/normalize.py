@@ -143,8 +143,13 @@ class _Normalizer:
             return self.combine([self.shape_of(atom.left), self.shape_of(atom.right)])
         if isinstance(atom, gast.UnaryOp) and not isinstance(atom.op, gast.Not):
             return self.shape_of(atom.operand)
-        if isinstance(atom, gast.Call) and getattr(self.resolve(atom.func), "__module__", None) == "math":
-            return SCALAR
+        if isinstance(atom, gast.Call):
+            from ..api import stop_gradient
+            callee = self.resolve(atom.func)
+            if getattr(callee, "__module__", None) == "math":
+                return SCALAR
+            if callee is stop_gradient and len(atom.args) == 1:
+                return self.shape_of(atom.args[0])
         if isinstance(atom, gast.Name):
             return self.shapes.setdefault(atom.id, self._unknown())
         if nodes.is_number(atom) or (isinstance(atom, gast.UnaryOp) and nodes.is_number(atom.operand)):

@@ -190,10 +190,10 @@ class _Reverse:
         self.pending[name_] -= 1
         if self.pending[name_] > 0:
             return
-        exprs = self.contribs.pop(name_)
-        total = exprs[0]
-        for e in exprs[1:]:
-            total = nodes.add(total, e)
+        total = None
+        for expr, count in _count_alike(self.contribs.pop(name_)):
+            term = expr if count == 1 else nodes.mul(nodes.const(count), expr)
+            total = term if total is None else nodes.add(total, term)
         if isinstance(total, gast.Name) and name_ not in self.wrt:
             self.adj[name_] = total.id
             return
@@ -214,6 +214,16 @@ class _Reverse:
             owner = self.resolve(func.value)
             return getattr(owner, func.attr, None) if owner is not None else None
         return None
+
+
+def _count_alike(exprs):
+    """[(expression, how many times it occurs)], in first-seen order."""
+    counted = {}
+    for e in exprs:
+        key = nodes.to_source(e)
+        expr, count = counted.get(key, (e, 0))
+        counted[key] = (expr, count + 1)
+    return list(counted.values())
 
 
 def _short(name):
