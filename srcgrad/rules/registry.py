@@ -24,7 +24,7 @@ tape calls the same function at run time. Rules import neither engine.
 from dataclasses import dataclass, field
 
 __all__ = ["Rule", "partial", "vjp", "nondifferentiable", "lookup", "is_nondifferentiable",
-           "all_rules", "method_primal"]
+           "all_rules", "method_primal", "method", "nondifferentiable_names"]
 
 _RULES = {}
 _NONDIFF = {}
@@ -132,6 +132,11 @@ def lookup(fn):
 def is_nondifferentiable(fn):
     found = _NONDIFF.get(_key(fn))
     return found is not None and found is fn
+
+
+def nondifferentiable_names():
+    """Display names of the functions declared non-differentiable."""
+    return [_display_name(fn) for fn in _NONDIFF.values()]
 
 
 def all_rules():

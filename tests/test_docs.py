@@ -1,0 +1,41 @@
+"""The docs and the README stay true to the code."""
+import re
+from pathlib import Path
+
+import srcgrad
+from srcgrad.demo import bce_loss
+from srcgrad.rules.table import markdown
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_rules_table_matches_registry():
+    text = (ROOT / "docs" / "rules.md").read_text()
+    begin, end = "<!-- rules table: begin -->\n", "<!-- rules table: end -->"
+    table = text[text.index(begin) + len(begin):text.index(end)]
+    assert table == markdown(), "docs/rules.md is stale: regenerate its table"
+
+
+def test_readme_shows_the_current_generated_bce_gradient():
+    df = srcgrad.grad(bce_loss, wrt=("w", "b"))
+    df(1.0, 0.0, 6.7, 0.0)
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert srcgrad.source(df) in blocks, "README's generated BCE gradient is stale"
+
+
+def test_user_rule_example_in_docs_works():
+    text = (ROOT / "docs" / "rules.md").read_text()
+    example = re.search(r"## Adding a rule for your own function\n\n```python\n(.*?)```", text, re.S)
+    path = ROOT / "docs" / "_rules_example.py"
+    path.write_text(example.group(1))
+    try:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("_rules_example", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        import numpy as np
+        x = np.array([-1.0, 0.5, 2.0])
+        np.testing.assert_allclose(module.loss(x), 1 / (1 + np.exp(-x)))
+    finally:
+        path.unlink()
