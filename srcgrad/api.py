@@ -16,7 +16,7 @@ import numpy as np
 from .compiler import compile_gradient
 from .compiler.normalize import SCALAR
 from .compiler.parse import parse_function
-from .errors import SrcgradError
+from .errors import NonScalarOutputError, SrcgradError
 
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
 
@@ -86,10 +86,10 @@ def _kinds(params, args):
 
 def _like(d, x):
     """The gradient `d` given the type, dtype and shape of its argument `x`."""
-    if isinstance(x, (float, int)) and not isinstance(x, bool):
-        return float(d)
     if isinstance(x, np.generic):
         return x.dtype.type(d) if np.issubdtype(x.dtype, np.inexact) else np.float64(d)
+    if isinstance(x, (float, int)) and not isinstance(x, bool):
+        return float(d)
     if isinstance(x, np.ndarray):
         dtype = x.dtype if np.issubdtype(x.dtype, np.inexact) else np.dtype(np.float64)
         d = np.asarray(d)
@@ -149,7 +149,11 @@ class _Differentiated:
         return tuple(_like(g, x) for g, x in zip(grads, values))
 
     def __call__(self, *args, **kwargs):
-        value, grads = self.compiled(args).function(*args, **kwargs)
+        compiled = self.compiled(args)
+        try:
+            value, grads = compiled.function(*args, **kwargs)
+        except NonScalarOutputError as exc:
+            raise NonScalarOutputError(exc.message, *compiled.return_where) from None
         grads = self.finish(grads, args, kwargs)
         return (value, grads) if self.mode == "value_and_grad" else grads
 
@@ -197,10 +201,24 @@ def vjp(f, *args, wrt=0, **kwargs):
     value, pullback = d.compiled(args).function(*args, **kwargs)
 
     def finished_pullback(seed):
+        _check_seed(seed, value)
         return d.finish(pullback(seed), args, kwargs)
 
     finished_pullback.srcgrad = d
     return value, finished_pullback
+
+
+def _check_seed(seed, value):
+    if isinstance(value, tuple):
+        if not isinstance(seed, (tuple, list)) or len(seed) != len(value):
+            raise SrcgradError(f"the function returned a tuple of {len(value)} values: pass a "
+                               "tuple of as many seeds to the pullback")
+        for s, v in zip(seed, value):
+            _check_seed(s, v)
+        return
+    if np.ndim(seed) != 0 and np.shape(seed) != np.shape(value):
+        raise SrcgradError(f"the seed has shape {np.shape(seed)} but the function's output has "
+                           f"shape {np.shape(value)}: pass a seed of the output's shape")
 
 
 def source(df, *args):

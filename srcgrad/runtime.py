@@ -8,7 +8,7 @@ import numpy as np
 from .errors import NonScalarOutputError
 
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
-           "extremum_mask", "reduced_size", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "extremum_mask", "reduced_size", "step", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
            "unstack", "reverse_cumsum"]
 
 
@@ -49,6 +49,13 @@ def extremum_mask(x, y, axis=None, keepdims=False):
     """Where `x` attains the max/min `y` over `axis`, ties sharing equally."""
     hit = x == _expand(y, np.ndim(x), axis, keepdims)
     return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def step(x):
+    """Heaviside step: 1 where x > 0, 0 where x < 0, 1/2 at 0 (where max/min tie)."""
+    if isinstance(x, float):
+        return 1.0 if x > 0 else 0.0 if x < 0 else 0.5
+    return np.heaviside(x, 0.5)
 
 
 def unindex(grad, x, index):

@@ -79,9 +79,7 @@ def test_case1_argument_kinds(fn, x):
 
 @pytest.mark.parametrize("x", [
     np.float32(5.0),
-    pytest.param(np.float64(5.0), marks=pytest.mark.xfail(
-        strict=True, reason="srcgrad bug: np.float64 is a float subclass, so api._like returns a "
-                            "Python float instead of np.float64 (np.float32 keeps its type)")),
+    np.float64(5.0),
 ])
 def test_case1_numpy_scalar_gradient_keeps_its_type(x):
     g = srcgrad.grad(square)(x)
@@ -202,9 +200,6 @@ def test_case5_finite_differences(rng):
     check_grads(chain_vector, x, seed=np.array([0.1, 1.0, 0.001]))
 
 
-@pytest.mark.xfail(strict=True, reason="srcgrad bug: a seed of the wrong shape fails inside the "
-                                       "generated code with numpy's ValueError (or an 'internal "
-                                       "error ... please report this') instead of a SrcgradError")
 @pytest.mark.parametrize("seed", [np.ones(2), np.ones((3, 1))])
 def test_case5_seed_of_wrong_shape_is_a_clear_error(seed):
     x = np.array([1.1131, -0.1259, 1.2902])
@@ -352,10 +347,6 @@ def test_case7_nonzero_targets_and_finite_differences(rng):
     check_grads(logistic_layer, w, b, x, y, wrt=("w", "b"))
 
 
-@pytest.mark.xfail(strict=True, reason="srcgrad bug: d/dz np.maximum(z, 0) is 1 at z == 0 (mask z >= 0) "
-                                       "and d/dz np.abs(z) is 0 there, so the stable BCE's gradient "
-                                       "at z == 0 is (1 - y)/3 instead of (0.5 - y)/3; this hits "
-                                       "zero-initialised layers")
 def test_case7_zero_initialised_layer():
     w = np.zeros((5, 3))
     b = np.zeros(3)

@@ -20,6 +20,7 @@ class Compiled:
     filename: str        # its linecache name
     wrt: tuple
     mode: str
+    return_where: tuple = (None, None, None, None)   # the user's return statement
     stages: dict = None
 
 
@@ -33,4 +34,4 @@ def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
     source = function_source(program, adjoint, mode, name, single)
     function, filename = build(program, source, name)
     kept = {"parsed": parsed, "normalized": program, "adjoint": adjoint} if stages else None
-    return Compiled(function, source, filename, tuple(wrt), mode, kept)
+    return Compiled(function, source, filename, tuple(wrt), mode, program.return_origin.where(), kept)

@@ -8,7 +8,7 @@ import operator
 import numpy as np
 
 from ..runtime import (extremum_mask, inside, inverse_axes, matmul_da, matmul_db, prod_others,
-                       reduced_size, reverse_cumsum, split_like, unbroadcast, unindex, unreduce, unstack)
+                       reduced_size, reverse_cumsum, split_like, step, unbroadcast, unindex, unreduce, unstack)
 from .registry import method, nondifferentiable, partial, vjp
 
 # ---- elementwise, one argument: d/dx of f(x)
@@ -50,10 +50,10 @@ partial(np.multiply,   lambda a, b: (b, a))
 partial(np.divide,     lambda a, b, y: (1 / b, -y / b), domain=("real", "nonzero"))
 partial(np.power,      lambda a, b, y: (b * a ** (b - 1), y * np.log(a)),
         domain=("positive", "real"))
-partial(np.maximum,    lambda a, b: (a >= b, a < b))
-partial(np.minimum,    lambda a, b: (a <= b, a > b))
-partial(np.fmax,       lambda a, b: (a >= b, a < b))
-partial(np.fmin,       lambda a, b: (a <= b, a > b))
+partial(np.maximum,    lambda a, b: (step(a - b), step(b - a)))     # ties share the gradient
+partial(np.minimum,    lambda a, b: (step(b - a), step(a - b)))
+partial(np.fmax,       lambda a, b: (step(a - b), step(b - a)))
+partial(np.fmin,       lambda a, b: (step(b - a), step(a - b)))
 partial(np.logaddexp,  lambda a, b, y: (np.exp(a - y), np.exp(b - y)))
 partial(np.logaddexp2, lambda a, b, y: (2 ** (a - y), 2 ** (b - y)))
 partial(np.arctan2,    lambda a, b: (b / (a * a + b * b), -a / (a * a + b * b)),

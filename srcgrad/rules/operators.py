@@ -4,7 +4,7 @@ import operator
 
 import numpy as np
 
-from ..runtime import matmul_da, matmul_db
+from ..runtime import matmul_da, matmul_db, step
 from .registry import nondifferentiable, partial, vjp
 
 # ---- arithmetic operators: a + b, a - b, a * b, a / b, a ** b, -a, +a, a % b
@@ -27,8 +27,8 @@ def _(g, y, a, b):
 
 # ---- builtins
 partial(builtins.abs, lambda x: np.sign(x), domain=("nonzero",))
-partial(builtins.max, lambda a, b: (a >= b, a < b), domain=("real", "real"))
-partial(builtins.min, lambda a, b: (a <= b, a > b), domain=("real", "real"))
+partial(builtins.max, lambda a, b: (step(a - b), step(b - a)))    # ties share the gradient
+partial(builtins.min, lambda a, b: (step(b - a), step(a - b)))
 partial(builtins.float, lambda x: 1)
 
 nondifferentiable(operator.floordiv, operator.lt, operator.le, operator.gt, operator.ge,
