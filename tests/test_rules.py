@@ -116,7 +116,7 @@ def structural_cases(rule, rng):
         yield "fn(a)", ["a"], [x(3, 3)], ("a",)
     elif tag == "reshape":
         yield "fn(a, (4, 3))", ["a"], [x(3, 4)], ("a",)
-        yield "fn(a, shape=(-1,))", ["a"], [x(2, 3)], ("a",)
+        yield "fn(a, (-1,))", ["a"], [x(2, 3)], ("a",)
     elif tag == "array":
         yield "fn(a)", ["a"], [x(2, 3)], ("a",)
     elif tag == "transpose":

@@ -131,7 +131,7 @@ def _(g, y, a):
 
 # ---- shapes: the adjoint is the inverse reshaping of g
 @vjp(np.reshape, cases="reshape")
-def _(g, y, a, shape=None, order="C"):
+def _(g, y, a, shape=None, order="C", newshape=None):
     return np.reshape(g, np.shape(a), order=order)
 
 
