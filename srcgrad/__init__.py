@@ -1,8 +1,8 @@
 """srcgrad: readable reverse-mode gradients of Python and numpy code, by source transformation."""
-from . import rules, testing
+from . import rules, tape, testing
 from .api import grad, no_grad, source, stop_gradient, value_and_grad, vjp
 from .errors import SrcgradError
 
 __version__ = "0.1.0"
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient",
-           "SrcgradError", "rules", "testing"]
+           "SrcgradError", "rules", "tape", "testing"]

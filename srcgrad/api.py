@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from .compiler import compile_gradient
-from .compiler.normalize import SCALAR
+from .compiler.shapes import SCALAR
 from .compiler.parse import parse_function
 from .errors import NonScalarOutputError, SrcgradError
 
@@ -80,7 +80,8 @@ def _kinds(params, args):
         if isinstance(value, (float, int, np.generic)):
             kinds[name] = SCALAR
         elif isinstance(value, np.ndarray):
-            kinds[name] = SCALAR if value.ndim == 0 else shapes.setdefault(value.shape, f"s{len(shapes)}")
+            kinds[name] = SCALAR if value.ndim == 0 else \
+                shapes.setdefault(value.shape, ("array", len(shapes), value.ndim))
     return kinds
 
 
@@ -124,7 +125,7 @@ class _Differentiated:
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
         key = tuple(kinds.get(p) for p in self.params)
         found = self._compiled.get(key)
-        if found is None:
+        if found is None or (found.guards and not found.still_valid()):
             found = self._compiled[key] = compile_gradient(
                 self.fn, self.wrt, "vjp" if self.mode == "vjp" else "grad", kinds, self.single)
         self.last = found
@@ -200,12 +201,31 @@ def vjp(f, *args, wrt=0, **kwargs):
     d = _differentiated(f, wrt, "vjp")
     value, pullback = d.compiled(args).function(*args, **kwargs)
 
+    compiled = d.last
+    calls = []
+
     def finished_pullback(seed):
         _check_seed(seed, value)
-        return d.finish(pullback(seed), args, kwargs)
+        if calls and compiled.single_use:
+            raise SrcgradError("this pullback restores values its loops saved, so it can be "
+                               "called once: call srcgrad.vjp again for another seed")
+        calls.append(1)
+        grads = d.finish(pullback(seed), args, kwargs)
+        return _unshared(grads, seed)
 
     finished_pullback.srcgrad = d
     return value, finished_pullback
+
+
+def _unshared(grads, seed):
+    """Gradients that share no memory with the seed (so writing into one leaves the other)."""
+    seeds = [s for s in (seed if isinstance(seed, (tuple, list)) else (seed,)) if isinstance(s, np.ndarray)]
+    if not seeds:
+        return grads
+
+    def own(g):
+        return g.copy() if isinstance(g, np.ndarray) and any(np.shares_memory(g, s) for s in seeds) else g
+    return tuple(own(g) for g in grads) if isinstance(grads, tuple) else own(grads)
 
 
 def _check_seed(seed, value):

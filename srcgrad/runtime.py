@@ -8,7 +8,7 @@ import numpy as np
 from .errors import NonScalarOutputError
 
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
-           "extremum_mask", "reduced_size", "step", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
            "unstack", "reverse_cumsum"]
 
 
@@ -66,6 +66,15 @@ def unindex(grad, x, index):
     out = np.zeros(np.shape(x), dtype=np.result_type(x, grad, float))
     np.add.at(out, index, grad)
     return out
+
+
+def accumulate_at(out, index, grad):
+    """`out[index] += grad` in place, repeated integer indices adding up."""
+    basic = (int, np.integer, slice, type(None), type(Ellipsis))
+    if isinstance(index, basic) or (isinstance(index, tuple) and all(isinstance(i, basic) for i in index)):
+        out[index] += grad
+    else:
+        np.add.at(out, index, grad)
 
 
 def zeros_like(x):
@@ -134,8 +143,13 @@ def prod_others(x, axis=None):
     x = np.asarray(x, dtype=np.result_type(x, float))
     if axis is None:
         return prod_others(x.ravel(), 0).reshape(x.shape)
-    if np.ndim(axis) != 0:
-        raise ValueError("prod_others takes one axis")
+    if np.ndim(axis) != 0:                      # several axes: make them one, at the end
+        axes = [a % x.ndim for a in axis]
+        rest = [a for a in range(x.ndim) if a not in axes]
+        moved = np.transpose(x, rest + axes)
+        flat = moved.reshape(moved.shape[:len(rest)] + (-1,))
+        others = prod_others(flat, -1).reshape(moved.shape)
+        return np.transpose(others, np.argsort(rest + axes))
     moved = np.moveaxis(x, axis, -1)
     ones = np.ones(moved.shape[:-1] + (1,))
     before = np.cumprod(np.concatenate([ones, moved[..., :-1]], axis=-1), axis=-1)
@@ -145,8 +159,40 @@ def prod_others(x, axis=None):
 
 def split_like(g, arrays, axis=0):
     """Adjoints of the pieces of `np.concatenate(arrays, axis)`."""
+    if axis is None:                            # the pieces were flattened first
+        ends = np.cumsum([np.size(a) for a in arrays])[:-1]
+        return [np.reshape(p, np.shape(a)) for p, a in zip(np.split(g, ends), arrays)]
     ends = np.cumsum([np.shape(a)[axis] for a in arrays])[:-1]
     return np.split(g, ends, axis=axis)
+
+
+def dot_da(g, a, b):
+    """Adjoint of `a` in `np.dot(a, b)` (a scalar times an array, or at most 2-D operands)."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return unbroadcast(g * b, a)
+    _check_dot(a, b)
+    return matmul_da(g, a, b)
+
+
+def dot_db(g, a, b):
+    """Adjoint of `b` in `np.dot(a, b)`."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return unbroadcast(g * a, b)
+    _check_dot(a, b)
+    return matmul_db(g, a, b)
+
+
+def _check_dot(a, b):
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        from .errors import SrcgradError
+        raise SrcgradError("np.dot of arrays with more than 2 dimensions has no derivative rule "
+                           "in srcgrad; use np.matmul (or @), whose stacking rule it has")
+
+
+def trace_adjoint(g, a):
+    """Adjoint of `np.trace(a)`: `g` on the diagonal of the first two axes."""
+    eye = np.eye(np.shape(a)[0], np.shape(a)[1])
+    return eye.reshape(eye.shape + (1,) * (np.ndim(a) - 2)) * g
 
 
 def unstack(g, axis=0):

@@ -19,14 +19,21 @@ def _as_float(x):
 
 
 def numerical_grad(f, args, index, seed=None, eps=1e-6):
-    """Central finite differences of `sum(seed * f(*args))` w.r.t. `args[index]`."""
+    """Central finite differences of `sum(seed * f(*args))` w.r.t. `args[index]`
+    (for a function returning a tuple, `seed` is a tuple: one seed per output)."""
     args = list(args)
     x = _as_float(args[index])
 
     def value(xv):
         args[index] = xv if isinstance(x, np.ndarray) else float(xv)
-        out = np.asarray(f(*args), dtype=float)
-        return float(np.sum(out if seed is None else seed * out))
+        outs = f(*args)
+        seeds = seed
+        if not isinstance(outs, tuple):
+            outs, seeds = (outs,), (seed,)
+        elif seeds is None:
+            seeds = (None,) * len(outs)
+        return float(sum(np.sum(np.asarray(o, dtype=float) * (1.0 if s is None else s))
+                         for o, s in zip(outs, seeds)))
 
     if not isinstance(x, np.ndarray):
         return (value(x + eps) - value(x - eps)) / (2 * eps)
@@ -47,8 +54,11 @@ def check_grads(f, *args, wrt=0, rtol=1e-5, atol=1e-6, eps=1e-6, seed=None):
     params = list(f.__code__.co_varnames[:f.__code__.co_argcount])
     before = [np.copy(a) if isinstance(a, np.ndarray) else a for a in args]
     value, pullback = vjp(f, *args, wrt=tuple(names))
-    if seed is None and np.ndim(value) > 0:
-        seed = np.random.default_rng(0).normal(size=np.shape(value))
+    rng = np.random.default_rng(0)
+    if seed is None and isinstance(value, tuple):
+        seed = tuple(rng.normal(size=np.shape(v)) for v in value)
+    elif seed is None and np.ndim(value) > 0:
+        seed = rng.normal(size=np.shape(value))
     got = pullback(1.0 if seed is None else seed)
     for a, b in zip(args, before):
         if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True):

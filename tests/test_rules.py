@@ -97,10 +97,11 @@ def structural_cases(rule, rng):
             yield f"fn(a{kwargs_text(kwargs)})", ["a"], [x(3, 4)], ("a",)
         if rule.primal in (np.var, np.std):
             yield "fn(a, axis=0, ddof=1)", ["a"], [x(3, 4)], ("a",)
-        if tag == "reduction1":  # a product with a zero in it
+        if tag == "reduction1":  # a product with a zero in it, and over several axes
             a = x(3, 4)
             a[1, 2] = 0.0
             yield "fn(a, axis=1)", ["a"], [a], ("a",)
+            yield "fn(a, axis=(0, 2))", ["a"], [x(2, 3, 2)], ("a",)
     elif tag == "cumsum":
         for kwargs in [{}, {"axis": 0}, {"axis": 1}]:
             yield f"fn(a{kwargs_text(kwargs)})", ["a"], [x(3, 4)], ("a",)
@@ -110,10 +111,13 @@ def structural_cases(rule, rng):
             pairs += [((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2)), ((4,), (2, 4, 3))]
         for sa, sb in pairs:
             yield "fn(a, b)", ["a", "b"], [x(*sa), x(*sb)], ("a", "b")
+        if rule.primal is np.dot:
+            yield "fn(a, b)", ["a", "b"], [x(), x(3)], ("a", "b")
     elif tag == "vector":
         yield "fn(a, b)", ["a", "b"], [x(3), x(4)], ("a", "b")
     elif tag == "square":
         yield "fn(a)", ["a"], [x(3, 3)], ("a",)
+        yield "fn(a)", ["a"], [x(3, 2, 2)], ("a",)
     elif tag == "reshape":
         yield "fn(a, (4, 3))", ["a"], [x(3, 4)], ("a",)
         yield "fn(a, (-1,))", ["a"], [x(2, 3)], ("a",)
@@ -136,6 +140,7 @@ def structural_cases(rule, rng):
     elif tag == "concatenate":
         yield "fn((a, b), axis=1)", ["a", "b"], [x(2, 3), x(2, 2)], ("a", "b")
         yield "fn([a, b, a])", ["a", "b"], [x(2, 3), x(1, 3)], ("a", "b")
+        yield "fn((a, b), axis=None)", ["a", "b"], [x(2, 3), x(4)], ("a", "b")
     elif tag == "stack":
         yield "fn([a, b], axis=1)", ["a", "b"], [x(2, 3), x(2, 3)], ("a", "b")
         yield "fn((a, b, a))", ["a", "b"], [x(3), x(3)], ("a", "b")
@@ -143,6 +148,10 @@ def structural_cases(rule, rng):
         for index in ["1", "-1", "1:3", "::-1, 0", "None, 1:", "..., 0", "1:2, None",
                       "np.array([0, 2, 0, 0])", "a > 0", "[1, 1], [0, 2]"]:
             yield f"a[{index}]", ["a"], [x(4, 3)], ("a",)
+    elif tag == "builtin_sum":
+        yield "fn(a)", ["a"], [x(4)], ("a",)
+        yield "fn(a)", ["a"], [x(3, 2)], ("a",)
+        yield "fn(a, b)", ["a", "b"], [x(3, 2), x(2)], ("a", "b")
     elif tag == "real":  # the compiler's own copy rule
         yield "fn(a)", ["a"], [x(3)], ("a",)
     else:

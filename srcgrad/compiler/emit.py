@@ -13,6 +13,8 @@ import types
 import gast
 
 from . import nodes
+from .normalize import IfItem, LoopItem, SaveItem, Step
+from .reverse import Block
 
 _COUNTER = itertools.count(1)
 _INDENT = "    "
@@ -35,22 +37,88 @@ def _header(fdef):
     return ", ".join(parts)
 
 
-def _lines(steps, indent, comment_of):
-    """Statement lines, with the user's line as a comment above each group."""
-    out, last = [], None
-    for origin, text in steps:
-        comment = comment_of(origin)
-        if comment != last:
-            out.append(indent + comment)
-            last = comment
-        out.extend(indent + line for line in text.splitlines())
-    return out
+class _Writer:
+    """Lines of Python at an indentation, with the user's line as a comment above each group."""
+
+    def __init__(self, indent):
+        self.lines = []
+        self.indent = indent
+        self.last = None
+
+    def line(self, origin, text):
+        comment = origin.comment() if origin is not None else None
+        if comment is not None and comment != self.last:
+            self.lines.append(self.indent + comment)
+            self.last = comment
+        self.lines.extend(self.indent + part for part in text.splitlines())
+
+    def nested(self, header, origin, write_body):
+        self.line(origin, header)
+        inner = _Writer(self.indent + _INDENT)
+        inner.last = self.last
+        write_body(inner)
+        if not inner.lines:
+            inner.lines.append(inner.indent + "pass")
+        self.lines.extend(inner.lines)
 
 
-def _forward_text(step):
-    if step.stmt is not None:
-        return nodes.to_source(step.stmt)
-    return f"{step.target} = {nodes.to_source(step.value)}"
+def _forward(writer, items, saved):
+    for item in items:
+        if isinstance(item, SaveItem):
+            if item.name in saved:
+                writer.line(None, f"{_stack(item.name)}.append({item.name})")
+        elif isinstance(item, Step):
+            text = nodes.to_source(item.stmt) if item.stmt is not None else \
+                f"{item.target} = {nodes.to_source(item.value)}"
+            writer.line(item.origin, text)
+        elif isinstance(item, IfItem):
+            writer.nested(f"if {nodes.to_source(item.cond)}:", item.origin,
+                          lambda w, i=item: _forward(w, i.body, saved))
+            if _has_forward(item.orelse, saved):
+                writer.nested("else:", None, lambda w, i=item: _forward(w, i.orelse, saved))
+        else:
+            for name in item.inits:
+                if name in saved:
+                    writer.line(item.origin, f"{name} = None")
+            if item.kind == "while":
+                writer.nested(f"while {nodes.to_source(item.test)}:", item.origin,
+                              lambda w, i=item: (_forward(w, i.body, saved),
+                                                 w.line(None, f"{i.source} += 1")))
+            else:
+                writer.nested(f"for {nodes.to_source(item.target)} in {item.source}:", item.origin,
+                              lambda w, i=item: _forward(w, i.body, saved))
+
+
+def _has_forward(items, saved):
+    return any(not isinstance(i, SaveItem) or i.name in saved for i in items)
+
+
+def _backward(writer, lines, saved):
+    for line in lines:
+        if isinstance(line, Block):
+            if line.header[0] == "if":
+                writer.nested(f"if {nodes.to_source(line.header[1])}:", line.origin,
+                              lambda w, b=line: _backward(w, b.body, saved))
+                if any(_backward_text(x, saved) for x in line.orelse):
+                    writer.nested("else:", None, lambda w, b=line: _backward(w, b.orelse, saved))
+            else:
+                target, iterable = line.header[1], line.header[2]
+                writer.nested(f"for {nodes.to_source(target)} in {nodes.to_source(iterable)}:",
+                              line.origin, lambda w, b=line: _backward(w, b.body, saved))
+        else:
+            text = _backward_text(line, saved)
+            if text:
+                writer.line(line.origin, text)
+
+
+def _backward_text(line, saved):
+    if isinstance(line, Block):
+        return True
+    if line.kind == "restore":
+        return f"{line.target} = {_stack(line.target)}.pop()" if line.target in saved else None
+    if line.kind == "call":
+        return nodes.to_source(line.value)
+    return f"{line.target} = {nodes.to_source(line.value)}"
 
 
 def _tuple_text(exprs):
@@ -58,36 +126,56 @@ def _tuple_text(exprs):
     return texts[0] if len(texts) == 1 else "(" + ", ".join(texts) + ")"
 
 
+def _stack(name):
+    return f"{name}_stack"
+
+
 def function_source(program, adjoint, mode, name, single):
     """The generated function's source text."""
     fdef = program.parsed.node
-    comment = lambda origin: origin.comment()
-    forward = [(s.origin, _forward_text(s)) for s in program.steps]
-    backward = [(s.origin, f"{s.target} = {nodes.to_source(s.value)}") for s in adjoint.steps]
+    saved = adjoint.saved & _saved_candidates(program.body)
     grads = [nodes.to_source(g) for g in adjoint.grads]
     grads_text = grads[0] if single else "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
     outs = program.outputs
     value_text = (_tuple_text(outs) if program.returns_tuple else nodes.to_source(outs[0]))
-    lines = [f"def {name}({_header(fdef)}):"]
+    wrt = ", ".join(program.wrt_names)
+    forward = _Writer(_INDENT)
+    for stack in sorted(saved):
+        forward.lines.append(f"{_INDENT}{_stack(stack)} = []")
+    _forward(forward, program.body, saved)
     if mode == "grad":
-        lines.append(f'{_INDENT}"""The value of {program.parsed.name} and its gradient '
-                     f'with respect to {", ".join(program.wrt_names)}."""')
-        lines += _lines(forward, _INDENT, comment)
-        lines += _lines(backward, _INDENT, comment)
+        lines = [f"def {name}({_header(fdef)}):",
+                 f'{_INDENT}"""The value of {program.parsed.name} and its gradient with respect to {wrt}."""']
+        backward = _Writer(_INDENT)
+        _backward(backward, adjoint.lines, saved)
+        lines += forward.lines + backward.lines
         lines.append(f"{_INDENT}return {value_text}, {grads_text}")
     else:
         pullback = program.names.fresh("pullback")
-        lines.append(f'{_INDENT}"""The value of {program.parsed.name} and its pullback '
-                     f'(vector-Jacobian product) with respect to {", ".join(program.wrt_names)}."""')
-        lines += _lines(forward, _INDENT, comment)
-        lines.append("")
-        lines.append(f"{_INDENT}def {pullback}({', '.join(adjoint.seed_params)}):")
-        body = _lines(backward, _INDENT * 2, comment)
-        lines += body
-        lines.append(f"{_INDENT * 2}return {grads_text}")
-        lines.append("")
-        lines.append(f"{_INDENT}return {value_text}, {pullback}")
+        lines = [f"def {name}({_header(fdef)}):",
+                 f'{_INDENT}"""The value of {program.parsed.name} and its pullback '
+                 f'(vector-Jacobian product) with respect to {wrt}."""']
+        lines += forward.lines
+        lines += ["", f"{_INDENT}def {pullback}({', '.join(adjoint.seed_params)}):"]
+        if saved:
+            lines.append(f"{_INDENT * 2}nonlocal {', '.join(sorted(saved))}")
+        backward = _Writer(_INDENT * 2)
+        _backward(backward, adjoint.lines, saved)
+        lines += backward.lines
+        lines += [f"{_INDENT * 2}return {grads_text}", "", f"{_INDENT}return {value_text}, {pullback}"]
     return "\n".join(lines) + "\n"
+
+
+def _saved_candidates(items):
+    found = set()
+    for item in items:
+        if isinstance(item, SaveItem):
+            found.add(item.name)
+        elif isinstance(item, IfItem):
+            found |= _saved_candidates(item.body) | _saved_candidates(item.orelse)
+        elif isinstance(item, LoopItem):
+            found |= _saved_candidates(item.body)
+    return found
 
 
 def build(program, source, name):

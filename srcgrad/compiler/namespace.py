@@ -23,6 +23,7 @@ class Namespace:
         self.reserved = set(reserved)      # identifiers anywhere in the user's code
         self.used = set()                  # names already given out
         self.cells = {}                    # name -> object, bound as closure cells
+        self.user_names = set()            # names that bind a variable of the user's
         self._resolve_top = resolve_top    # name -> object the top function sees
 
     def _free(self, candidate):
@@ -41,12 +42,27 @@ class Namespace:
         self.used.add(f"{stem}_{n}")
         return f"{stem}_{n}"
 
+    def available(self, base):
+        """A name free now (not reserved: the next `bind_user` takes it)."""
+        if self._free(base):
+            return base
+        n = 2
+        while not self._free(f"{base}_{n}"):
+            n += 1
+        return f"{base}_{n}"
+
     def bind_user(self, name):
         """The SSA name for a new binding of the user's variable `name`."""
         if name not in self.used:
             self.used.add(name)
+            self.user_names.add(name)
             return name
-        return self.fresh(name)
+        fresh = self.fresh(name)
+        self.user_names.add(fresh)
+        return fresh
+
+    def is_user(self, name):
+        return name in self.user_names
 
     def cell(self, preferred, obj):
         """A name under which generated code reaches `obj` (a closure cell)."""
@@ -96,6 +112,11 @@ def describe(expr):
             arg = describe(expr.args[0]) if expr.args else ""
         return _fit(f"{fname}_{arg}" if arg else fname, fname)
     if isinstance(expr, gast.Subscript):
+        index = expr.slice
+        if isinstance(index, gast.Name):
+            return _fit(f"{describe(expr.value)}_{index.id}", "part")
+        if isinstance(index, gast.Constant) and type(index.value) is int and index.value >= 0:
+            return _fit(f"{describe(expr.value)}_at_{index.value}", "part")
         return _fit(f"{describe(expr.value)}_part", "part")
     if isinstance(expr, gast.Attribute):
         return _fit(f"{describe(expr.value)}_{expr.attr}", expr.attr)

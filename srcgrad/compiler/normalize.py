@@ -10,14 +10,11 @@ Guarantees, for the program it returns:
 - each step remembers the user's statement it came from;
 - anything it cannot differentiate raises UnsupportedError at the user's line.
 
-It also tracks a coarse shape for each value (a Python scalar, or a symbol
-shared by values known to have equal shapes) so the reverse pass leaves out
-broadcasting helpers that cannot be needed.
+Shapes are inferred afterwards (shapes.py).
 """
 import builtins
 import inspect
-import itertools
-import math
+import sys
 import types
 from dataclasses import dataclass, field
 
@@ -25,27 +22,17 @@ import gast
 
 from . import nodes
 from .namespace import Namespace, describe
-from .parse import UNRESOLVED, parse_function
+from .shapes import SCALAR, infer_shapes
+from .templates import template_for
+from .parse import UNRESOLVED, lookup_global, parse_function
 from .. import rules
 from ..errors import NoSourceError, SrcgradError
 from ..rules.operators import identity
 
-SCALAR = "scalar"
 _INACTIVE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 _OPERATORS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv",
               gast.Pow: "pow", gast.MatMult: "matmul", gast.Mod: "mod",
               gast.FloorDiv: "floordiv"}
-_REDUCTIONS = None
-
-
-def _reductions():
-    global _REDUCTIONS
-    if _REDUCTIONS is None:
-        import numpy as np
-        _REDUCTIONS = {id(f) for f in (np.sum, np.mean, np.max, np.min, np.prod, np.var, np.std)}
-    return _REDUCTIONS
-
-
 @dataclass(eq=False)
 class Origin:
     """The user's statement a step came from."""
@@ -60,7 +47,7 @@ class Origin:
         _, line, _, text = self.where()
         text = (text or "").strip()
         owner = f" in {self.parsed.name}" if self.helper else ""
-        return f"# line {line}{owner}: {text}" if line else f"# {text}"
+        return f"# line {line}{owner}: {text}" if line else "# the value returned"
 
 
 @dataclass(eq=False)
@@ -74,19 +61,49 @@ class Step:
     keywords: dict = field(default_factory=dict)
     active: bool = False
     shape: object = None
+    saved: bool = False            # its target's old value was pushed just before it
+
+
+@dataclass(eq=False)
+class SaveItem:
+    """Before `name` is overwritten in a loop or branch: push its old value."""
+    name: str
+
+
+@dataclass(eq=False)
+class IfItem:
+    cond: object                   # an atom: the branch taken
+    body: list
+    orelse: list
+    origin: Origin
+
+
+@dataclass(eq=False)
+class LoopItem:
+    """`for target in source` (kind "range" or "list"), or `while test` (kind "while")."""
+    kind: str
+    target: object                 # the loop variable (a gast target), or None
+    source: str                    # the range / list / iteration counter's name
+    body: list
+    origin: Origin
+    test: object = None            # while loops
+    inits: list = field(default_factory=list)   # names first bound inside (outermost loop)
+    bound_before: set = field(default_factory=set)
 
 
 @dataclass(eq=False)
 class Program:
     parsed: object
     params: list
-    steps: list
+    body: list                     # Steps, SaveItems, IfItems and LoopItems, in order
+    steps: list                    # every Step, flat
     outputs: list                  # atoms the function returns
     returns_tuple: bool
     return_origin: Origin
     shapes: dict
     names: Namespace
     active: set
+    mutable: set                   # names assigned more than once (in loops and branches)
 
 
 class _Scope:
@@ -94,6 +111,7 @@ class _Scope:
         self.parsed = parsed
         self.env = env              # user name -> gast atom (Name of its SSA binding, or literal)
         self.is_top = is_top
+        self.loop_users = set()     # user names active somewhere in the enclosing loops
 
 
 def normalize(parsed, wrt, kinds):
@@ -117,51 +135,40 @@ class _Normalizer:
             env[p] = nodes.name(p)
         self.scope = _Scope(parsed, env, True)
         self.active = set(wrt)
-        self.counter = itertools.count()
-        self.shapes = {p: kinds.get(p, self._unknown()) for p in self.params}
+        self.kinds = kinds
+        self.aliases = {}              # name -> the set of names that may share its memory
+        self.guards = {}               # (function, global name) -> the object it named
         self.steps = []
+        self.block = []
+        self.body_items = self.block
+        self.compound = 0              # depth of if / for / while
+        self.loops = []                # enclosing LoopItems
+        self.mutable = set()
+        self.bound = set(self.params)   # names surely bound here (saves need an old value)
+        self.known = set(self.params)   # names bound anywhere so far
         self.nograd = 0
         self.inlining = [parsed.fn]
         self.origin = None
 
     # ---- helpers
-    def _unknown(self):
-        return next(self.counter)
-
     def error(self, node, message):
         return self.scope.parsed.error(node, message)
 
     def emit(self, step):
+        target = step.target
+        if target is not None and (self.loops or (self.compound and target in self.bound)):
+            self.block.append(SaveItem(target))
+            step.saved = True
+            if self.loops and target not in self.loops[0].bound_before:
+                self.loops[0].inits.append(target)
+        self.block.append(step)
         self.steps.append(step)
-        if step.target is not None:
-            self.shapes.setdefault(step.target, step.shape if step.shape is not None else self._unknown())
+        self.link_aliases(step)
+        if target is not None:
+            self.bound.add(target)
+            self.known.add(target)
             if step.active:
                 self.active.add(step.target)
-
-    def shape_of(self, atom):
-        if isinstance(atom, gast.BinOp):
-            return self.combine([self.shape_of(atom.left), self.shape_of(atom.right)])
-        if isinstance(atom, gast.UnaryOp) and not isinstance(atom.op, gast.Not):
-            return self.shape_of(atom.operand)
-        if isinstance(atom, gast.Call):
-            from ..api import stop_gradient
-            callee = self.resolve(atom.func)
-            if getattr(callee, "__module__", None) == "math":
-                return SCALAR
-            if callee is stop_gradient and len(atom.args) == 1:
-                return self.shape_of(atom.args[0])
-        if isinstance(atom, gast.Name):
-            return self.shapes.setdefault(atom.id, self._unknown())
-        if nodes.is_number(atom) or (isinstance(atom, gast.UnaryOp) and nodes.is_number(atom.operand)):
-            return SCALAR
-        return self._unknown()
-
-    def combine(self, shapes):
-        """The shape of an elementwise result of operands with these shapes."""
-        shapes = set(shapes) - {SCALAR}
-        if not shapes:
-            return SCALAR
-        return shapes.pop() if len(shapes) == 1 else self._unknown()
 
     def run(self):
         fdef = self.top.node
@@ -169,9 +176,55 @@ class _Normalizer:
         if a.vararg or a.kwarg:
             raise self.error(fdef, "cannot differentiate a function with *args or **kwargs; "
                                    "name its parameters")
-        outputs, returns_tuple, ret = self.body(fdef.body, final=True)
-        return Program(self.top, self.params, self.steps, outputs, returns_tuple,
-                       Origin(self.top, ret), self.shapes, self.names, self.active)
+        outputs, returns_tuple, ret = self.body(self.lower_returns(fdef.body), final=True)
+        program = Program(self.top, self.params, self.body_items, self.steps, outputs, returns_tuple,
+                          Origin(self.top, ret), {}, self.names, self.active, self.mutable)
+        program.shapes = infer_shapes(program, self.kinds)
+        program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
+        return program
+
+    def lower_returns(self, stmts):
+        """Rewrite early returns (`if c: return a` ...) so the function returns once, at the end."""
+        last = stmts[-1] if stmts else None
+        inner = [n for stmt in stmts for n in _walk_own(stmt) if isinstance(n, gast.Return)]
+        if not inner or (len(inner) == 1 and inner[0] is last):
+            return stmts
+        result = "result"
+        while result in self.names.reserved:
+            result += "_"
+        self.names.reserved.add(result)
+        lowered, always = self._lower(stmts, result)
+        if not always:
+            raise self.error(last, "not every path through the function returns a value")
+        return lowered + [gast.Return(value=nodes.name(result))]
+
+    def _lower(self, stmts, result):
+        out = []
+        for i, stmt in enumerate(stmts):
+            if isinstance(stmt, gast.Return):
+                if stmt.value is None:
+                    raise self.error(stmt, "the function returns nothing to differentiate here")
+                assign = gast.Assign(targets=[nodes.name(result, store=True)], value=stmt.value,
+                                     type_comment=None)
+                out.append(gast.copy_location(assign, stmt))
+                return out, True
+            has_return = any(isinstance(n, gast.Return) for n in _walk_own(stmt))
+            if has_return and isinstance(stmt, gast.If):
+                rest = stmts[i + 1:]
+                body, body_returns = self._lower(stmt.body, result)
+                if not body_returns:
+                    body, body_returns = self._lower(stmt.body + rest, result)
+                orelse, else_returns = self._lower(stmt.orelse, result)
+                if not else_returns:
+                    orelse, else_returns = self._lower(stmt.orelse + rest, result)
+                out.append(gast.copy_location(gast.If(test=stmt.test, body=body, orelse=orelse), stmt))
+                return out, body_returns and else_returns
+            if has_return:
+                where = next(n for n in _walk_own(stmt) if isinstance(n, gast.Return))
+                raise self.error(where, "cannot differentiate a `return` inside a loop or `with` "
+                                        "block yet: set a variable and return after the loop")
+            out.append(stmt)
+        return out, False
 
     # ---- statements
     def body(self, stmts, final, target=None):
@@ -207,6 +260,183 @@ class _Normalizer:
     def stmt_Pass(self, stmt):
         pass
 
+    # ---- control flow
+    def nested(self, items, stmts, loop=None):
+        """Normalize `stmts` into `items`, one level deeper in loops and branches."""
+        saved = self.block, self.origin
+        self.block = items
+        self.compound += 1
+        if loop is not None:
+            self.loops.append(loop)
+        try:
+            self.body(stmts, final=False)
+        finally:
+            self.compound -= 1
+            if loop is not None:
+                self.loops.pop()
+            self.block, self.origin = saved
+
+    def condition(self, test):
+        """An atom holding the truth value of `test`, kept for the adjoint sweep."""
+        expr = self.rename(test)
+        if isinstance(expr, gast.Name) and expr.id not in self.mutable and not self.loops:
+            return expr
+        cond = self.names.fresh("cond")
+        self.emit(Step(cond, expr, self.origin))
+        return nodes.name(cond)
+
+    def stmt_If(self, stmt):
+        item = IfItem(self.condition(stmt.test), [], [], self.origin)
+        self.block.append(item)
+        self.branches(item, lambda: self.nested(item.body, stmt.body),
+                      lambda: self.nested(item.orelse, stmt.orelse))
+
+    def branches(self, item, first, second):
+        """Normalize both branches of `item`; a name bound in one is not bound in the other."""
+        before = set(self.bound)
+        first()
+        after_first, self.bound = self.bound, set(before)
+        second()
+        self.bound |= after_first
+
+    def expr_IfExp(self, node, target):
+        target = target or self.names.fresh("choice")
+        self.mutable.add(target)
+        item = IfItem(self.condition(node.test), [], [], self.origin)
+        self.block.append(item)
+        def branch(items, expr):
+            saved = self.block
+            self.block = items
+            self.compound += 1
+            try:
+                self.atom(expr, target=target)
+            finally:
+                self.compound -= 1
+                self.block = saved
+        self.branches(item, lambda: branch(item.body, node.body), lambda: branch(item.orelse, node.orelse))
+        self.active.add(target)
+        return nodes.name(target)
+
+    def enter_loop(self, body_stmts, extra_targets=()):
+        """Mark the user's variables that become active somewhere in this loop as active."""
+        scope = self.scope
+        found = set(scope.loop_users)
+        changed = True
+        saved = scope.loop_users
+        while changed:
+            changed = False
+            scope.loop_users = found
+            for node in gast.walk(gast.Module(body=list(body_stmts), type_ignores=[])):
+                for names, value in _assignments(node):
+                    if value is not None and not (set(names) <= found) and self.is_active(value):
+                        found |= set(names)
+                        changed = True
+        scope.loop_users = saved
+        for user in found:
+            current = self.scope.env.get(user)
+            if isinstance(current, gast.Name):
+                self.active.add(current.id)
+        return found
+
+    def loop(self, kind, target, source, stmt, body_stmts, test=None):
+        item = LoopItem(kind, target, source, [], self.origin, test=test,
+                        bound_before=set(self.bound))
+        found = self.enter_loop(body_stmts)
+        scope = self.scope
+        saved = scope.loop_users
+        scope.loop_users = found
+        self.block.append(item)
+        try:
+            self.nested(item.body, body_stmts, loop=item)
+        finally:
+            scope.loop_users = saved
+        return item
+
+    def stmt_For(self, stmt):
+        if stmt.orelse:
+            raise self.error(stmt, "cannot differentiate `for ... else` yet: use a flag variable")
+        it = stmt.iter
+        callee = self.resolve(it.func) if isinstance(it, gast.Call) else UNRESOLVED
+        if callee is builtins.range and isinstance(stmt.target, gast.Name) and not it.keywords:
+            return self.range_loop(stmt.target.id, self.rename(it), stmt, stmt.body)
+        if self.is_active(it):
+            return self.indexed_loop(stmt)
+        items = self.names.fresh("items")
+        self.emit(Step(items, nodes.call("list", [self.rename(it)]), self.origin))
+        target = self.bind_targets(stmt.target)
+        self.loop("list", target, items, stmt, stmt.body)
+
+    def range_loop(self, user, range_expr, stmt, body):
+        source = self.names.fresh(describe(range_expr))
+        self.emit(Step(source, range_expr, self.origin))
+        index = self.names.bind_user(user)
+        self.scope.env[user] = nodes.name(index)
+        return self.loop("range", nodes.name(index, store=True), source, stmt, body)
+
+    def bind_targets(self, target):
+        """Bind a loop's (possibly nested tuple) target; return it with the bound names."""
+        if isinstance(target, gast.Name):
+            name = self.bind(target.id)
+            self.scope.env[target.id] = nodes.name(name)
+            return nodes.name(name, store=True)
+        if isinstance(target, (gast.Tuple, gast.List)):
+            return gast.Tuple(elts=[self.bind_targets(t) for t in target.elts], ctx=gast.Store())
+        raise self.error(target, "cannot differentiate a loop that assigns into an element or attribute")
+
+    def indexed_loop(self, stmt):
+        """`for row in X` over a differentiated array X: `for i in range(len(X)): row = X[i]`."""
+        pairs, index_user, reverse = self.loop_pairs(stmt.target, stmt.iter)
+        sequences = [self.operand(seq) for _, seq in pairs]
+        lengths = [nodes.call("len", [s]) for s in sequences]
+        length = lengths[0] if len(lengths) == 1 else nodes.call("min", lengths)
+        if reverse:
+            minus_one = nodes.binop(length, gast.Sub(), nodes.const(1))
+            range_expr = nodes.call("range", [minus_one, nodes.const(-1), nodes.const(-1)])
+        else:
+            range_expr = nodes.call("range", [length])
+        index_user = index_user or self.names.available("i")
+        reads = []
+        for (part, _), seq in zip(pairs, sequences):
+            self.scope.env.setdefault(seq.id, seq)
+            read = gast.Assign(targets=[part], value=nodes.subscript(nodes.name(seq.id), nodes.name(index_user)),
+                               type_comment=None)
+            reads.append(gast.copy_location(read, stmt))
+        self.range_loop(index_user, range_expr, stmt, reads + list(stmt.body))
+
+    def loop_pairs(self, target, it):
+        """(target part, sequence) pairs, the enumerate index's name, and whether reversed."""
+        callee = self.resolve(it.func) if isinstance(it, gast.Call) else UNRESOLVED
+        pair = isinstance(target, (gast.Tuple, gast.List))
+        if callee is enumerate and len(it.args) == 1 and pair and len(target.elts) == 2 \
+                and isinstance(target.elts[0], gast.Name):
+            pairs, index, reverse = self.loop_pairs(target.elts[1], it.args[0])
+            if index is None and not reverse:
+                return pairs, target.elts[0].id, False
+        elif callee is zip and pair and len(target.elts) == len(it.args) and not it.keywords:
+            return list(zip(target.elts, it.args)), None, False
+        elif callee is reversed and len(it.args) == 1:
+            return [(target, it.args[0])], None, True
+        elif callee is UNRESOLVED:
+            return [(target, it)], None, False
+        raise self.error(it, "cannot differentiate a loop over this iterable: loop over "
+                             "range(...), an array, or zip/enumerate/reversed of arrays")
+
+    def stmt_While(self, stmt):
+        if stmt.orelse:
+            raise self.error(stmt, "cannot differentiate `while ... else` yet: use a flag variable")
+        counter = self.names.fresh("iterations")
+        self.emit(Step(counter, nodes.const(0), self.origin))
+        item = self.loop("while", None, counter, stmt, stmt.body, test=None)
+        item.test = self.rename(stmt.test)
+
+    def stmt_Break(self, stmt):
+        raise self.error(stmt, "cannot differentiate `break` yet: loop over a range you compute "
+                               "first, or use a `while` condition")
+
+    def stmt_Continue(self, stmt):
+        raise self.error(stmt, "cannot differentiate `continue` yet: put the rest of the loop "
+                               "body under an `if`")
+
     def stmt_Expr(self, stmt):
         value = stmt.value
         if isinstance(value, gast.Constant):
@@ -223,7 +453,7 @@ class _Normalizer:
     def stmt_Import(self, stmt):
         for alias in stmt.names:
             local = (alias.asname or alias.name).split(".")[0]
-            self.scope.env[local] = nodes.name(self.names.bind_user(local))
+            self.scope.env[local] = nodes.name(self.bind(local))
         self.emit(Step(None, None, self.origin, stmt=stmt))
 
     stmt_ImportFrom = stmt_Import
@@ -246,9 +476,11 @@ class _Normalizer:
     def stmt_Assign(self, stmt):
         targets, value = stmt.targets, stmt.value
         if len(targets) > 1:  # a = b = value
+            if not all(isinstance(t, gast.Name) for t in targets):
+                raise self.error(stmt, "cannot differentiate a chained assignment to a tuple yet")
             first = self.assign(targets[0], value)
             for t in targets[1:]:
-                self.assign(t, first)
+                self.bind_atom(t.id, first)
             return
         self.assign(targets[0], value)
 
@@ -264,28 +496,67 @@ class _Normalizer:
         self.check_not_aliased(target, stmt)
         self.assign(target, gast.BinOp(left=nodes.name(target.id), op=stmt.op, right=stmt.value))
 
+    def bind_atom(self, user, atom):
+        """Bind the user's variable to an atom already normalized (`a, b = b, a`; `a = b = v`)."""
+        ssa = self.bind(user)
+        if isinstance(atom, gast.Name) and self.is_active_name(atom.id):
+            self.op(ssa, rules.lookup(identity), [atom], {}, atom, None)
+        else:
+            self.emit(Step(ssa, atom, self.origin))
+        self.scope.env[user] = nodes.name(ssa)
+
+    def is_active_name(self, ssa):
+        return not self.nograd and ssa in self.active
+
+    def link_aliases(self, step):
+        """Record that `step.target` may share memory with an operand (copies and views)."""
+        source = None
+        if step.rule is not None and (step.rule.primal is identity or step.rule.primal in _VIEWS()):
+            source = step.operands[0] if step.operands else None
+        elif step.stmt is None and step.value is not None and step.rule is None:
+            value = step.value
+            while isinstance(value, (gast.Subscript, gast.Attribute)) or (
+                    isinstance(value, gast.Call) and isinstance(value.func, gast.Attribute)
+                    and value.func.attr in ("reshape", "T", "transpose", "ravel", "view")):
+                value = value.value if not isinstance(value, gast.Call) else value.func.value
+            source = value
+        if isinstance(source, gast.Name) and step.target is not None:
+            group = self.aliases.setdefault(source.id, {source.id})
+            group.add(step.target)
+            self.aliases[step.target] = group
+
     def check_not_aliased(self, target, stmt):
         current = self.scope.env.get(target.id)
-        if current is None or not self.is_active(target):
+        if not isinstance(current, gast.Name) or self.kinds.get(current.id) == SCALAR:
             return
-        maker = next((s for s in reversed(self.steps) if s.target == current.id), None)
-        if maker is None or maker.rule is None:
-            return
-        if maker.rule.primal in _VIEWS() or (maker.rule.primal is identity):
+        visible = {a.id for a in self.scope.env.values() if isinstance(a, gast.Name)}
+        if (self.aliases.get(current.id, set()) - {current.id}) & visible:
             raise self.error(stmt, f"`{target.id}` may share memory with another array here, so "
                                    "an in-place update would change both; write "
                                    f"`{target.id} = {target.id} {_opsym(stmt.op)} ...` instead")
+
+    def bind(self, user):
+        """The name a new binding of the user's variable gets: fresh (SSA) in straight-line
+        code; inside loops and branches, the variable's current name (it is overwritten)."""
+        current = self.scope.env.get(user)
+        if self.compound and isinstance(current, gast.Name) and current.id in self.known:
+            self.mutable.add(current.id)
+            return current.id
+        name = self.names.bind_user(user)
+        if self.compound:
+            self.mutable.add(name)
+        return name
 
     def assign(self, target, value):
         """Bind `target` (a Name, or a tuple of them) to `value`; return the bound atom."""
         if isinstance(target, gast.Name):
             active = self.is_active(value)
-            ssa = self.names.bind_user(target.id)
+            ssa = self.bind(target.id)
             if active:
                 atom = self.atom(value, target=ssa)
             else:
                 expr = self.rename(value)
-                self.emit(Step(ssa, expr, self.origin, shape=self.shape_of(expr)))
+                self.emit(Step(ssa, expr, self.origin))
                 atom = nodes.name(ssa)
             self.scope.env[target.id] = atom
             return atom
@@ -294,13 +565,14 @@ class _Normalizer:
                     and all(isinstance(t, gast.Name) for t in target.elts):
                 atoms = [self.operand(v) for v in value.elts]
                 for t, a in zip(target.elts, atoms):
-                    self.assign(t, a)
+                    self.bind_atom(t.id, a)
                 return None
             if not self.is_active(value) and all(isinstance(t, gast.Name) for t in target.elts):
                 expr = self.rename(value)
-                bound = [self.names.bind_user(t.id) for t in target.elts]
+                bound = [self.bind(t.id) for t in target.elts]
                 stmt = gast.Assign(targets=[nodes.tuple_([nodes.name(b, store=True) for b in bound])],
                                    value=expr, type_comment=None)
+                gast.copy_location(stmt, target)
                 self.emit(Step(None, None, self.origin, stmt=stmt))
                 for t, b in zip(target.elts, bound):
                     self.scope.env[t.id] = nodes.name(b)
@@ -314,12 +586,20 @@ class _Normalizer:
     def resolve(self, func):
         if isinstance(func, gast.Name) and func.id in self.scope.env:
             return UNRESOLVED
+        root = func
+        while isinstance(root, gast.Attribute):
+            root = root.value
+        if isinstance(root, gast.Name) and root.id not in self.scope.parsed.local_names:
+            fn = self.scope.parsed.fn
+            self.guards[(fn, root.id)] = lookup_global(fn, root.id)
         return self.scope.parsed.resolve(func)
 
     def is_active(self, node):
         if self.nograd:
             return False
         if isinstance(node, gast.Name):
+            if node.id in self.scope.loop_users:
+                return True
             atom = self.scope.env.get(node.id)
             return isinstance(atom, gast.Name) and atom.id in self.active
         if isinstance(node, (gast.Constant, gast.Compare, gast.BoolOp)):
@@ -350,10 +630,28 @@ class _Normalizer:
                 if n.id in scope.env:
                     mapping[n.id] = scope.env[n.id]
                 elif not scope.is_top and n.id not in scope.parsed.local_names:
-                    obj = scope.parsed.resolve(n)
-                    if obj is not UNRESOLVED:
-                        mapping[n.id] = nodes.name(self.names.cell(n.id, obj))
+                    mapping[n.id] = self.helper_global(scope.parsed, n.id)
         return nodes.rename(node, mapping) if mapping else nodes.clone(node)
+
+    def helper_global(self, parsed, name_):
+        """How the generated code reads a global of an inlined helper from another namespace:
+        modules, functions and classes by closure cell; data through its module, live."""
+        obj = parsed.resolve(nodes.name(name_))
+        if obj is UNRESOLVED:
+            return nodes.name(name_)
+        if self.top.resolve(nodes.name(name_)) is obj and name_ not in self.top.local_names \
+                and parsed.fn.__globals__ is self.top.fn.__globals__:
+            return nodes.name(name_)
+        if isinstance(obj, (types.ModuleType, type)) or callable(obj):
+            self.guards[(parsed.fn, name_)] = obj
+            return nodes.name(self.names.cell(name_, obj))
+        module = sys.modules.get(parsed.fn.__module__)
+        if module is not None and getattr(module, "__dict__", None) is parsed.fn.__globals__ \
+                and name_ in parsed.fn.__globals__:
+            alias = self.names.cell(module.__name__.rsplit(".", 1)[-1], module)
+            return nodes.attribute(nodes.name(alias), name_)
+        self.guards[(parsed.fn, name_)] = obj
+        return nodes.name(self.names.cell(name_, obj))
 
     # ---- expressions
     def operand(self, node):
@@ -362,7 +660,7 @@ class _Normalizer:
         if nodes.is_atom(atom) or not nodes.names_in(atom):
             return atom
         target = self.names.fresh(describe(atom))
-        self.emit(Step(target, atom, self.origin, shape=self.shape_of(atom)))
+        self.emit(Step(target, atom, self.origin))
         return nodes.name(target)
 
     def atom(self, node, target=None):
@@ -371,7 +669,7 @@ class _Normalizer:
             expr = self.rename(node)
             if target is None:
                 return expr
-            self.emit(Step(target, expr, self.origin, shape=self.shape_of(expr)))
+            self.emit(Step(target, expr, self.origin))
             return nodes.name(target)
         method = getattr(self, f"expr_{type(node).__name__}", None)
         if method is None:
@@ -379,33 +677,37 @@ class _Normalizer:
                 type(node).__name__, f"cannot differentiate a `{type(node).__name__}` expression yet"))
         return method(node, target)
 
-    def op(self, target, rule, operands, keywords, value, node, shape=None):
+    def op(self, target, rule, operands, keywords, value, node):
+        used = {n for a in list(operands) + list(keywords.values()) for n in nodes.names_in(a)}
+        if target is not None and target in used and target in self.mutable \
+                and not self.updates_in_place(rule, operands, target):
+            temp = self.op(None, rule, operands, keywords, value, node)
+            return self.op(target, rules.lookup(identity), [temp], {}, temp, node)
         target = target or self.names.fresh(describe(value))
-        if shape is None:
-            shape = self.result_shape(rule, operands, keywords)
         self.emit(Step(target, value, self.origin, rule=rule, operands=operands,
-                       keywords=keywords, active=True, shape=shape))
+                       keywords=keywords, active=True))
+        self.active.add(target)
         return nodes.name(target)
 
-    def result_shape(self, rule, operands, keywords):
-        if rule.kind == "partial":
-            if getattr(rule.primal, "__module__", None) == "math":
-                return SCALAR
-            return self.combine([self.shape_of(a) for a in list(operands) + list(keywords.values())])
-        if id(rule.primal) in _reductions():
-            axis = keywords.get("axis", operands[1] if len(operands) > 1 else None)
-            keep = keywords.get("keepdims")
-            if (axis is None or (isinstance(axis, gast.Constant) and axis.value is None)) and \
-                    (keep is None or (isinstance(keep, gast.Constant) and not keep.value)):
-                return SCALAR
-        return self._unknown()
+    def updates_in_place(self, rule, operands, target):
+        """Whether `target = rule(..., target, ...)` can overwrite `target` directly: no
+        partial derivative the adjoint needs reads the old value of `target`."""
+        if rule.kind != "partial" or len(operands) != len(rule.primal_params):
+            return False
+        template = template_for(rule)
+        old = {p for p, a in zip(rule.primal_params, operands) if nodes.is_name(a, target)}
+        for position, atom in enumerate(operands):
+            if isinstance(atom, gast.Name) and (atom.id in self.active or atom.id == target):
+                part = template.part(position)
+                if part is not None and nodes.names_in(part) & old:
+                    return False
+        return True
 
     def expr_Name(self, node, target):
         atom = self.scope.env[node.id]
         if target is None:
             return atom
-        return self.op(target, rules.lookup(identity), [atom], {}, atom, node,
-                       shape=self.shape_of(atom))
+        return self.op(target, rules.lookup(identity), [atom], {}, atom, node)
 
     def expr_BinOp(self, node, target):
         primal = getattr(__import__("operator"), _OPERATORS.get(type(node.op), ""), None)
@@ -456,7 +758,8 @@ class _Normalizer:
                 raise self.error(a, "cannot differentiate a call with *args")
         if any(k.arg is None for k in node.keywords):
             raise self.error(node, "cannot differentiate a call with **kwargs")
-        if isinstance(func, gast.Attribute) and self.is_active(func.value):
+        if isinstance(func, gast.Attribute) and (self.is_active(func.value) or (
+                rules.method_primal(func.attr) and self.resolve(func) is UNRESOLVED)):
             return self.method_call(node, target)
         callee = self.resolve(func)
         if callee is UNRESOLVED:
@@ -568,6 +871,29 @@ class _Normalizer:
         return env
 
 
+def _walk_own(node):
+    """Like gast.walk, but not into nested function or class definitions."""
+    yield node
+    for child in gast.iter_child_nodes(node):
+        if not isinstance(child, (gast.FunctionDef, gast.AsyncFunctionDef, gast.Lambda, gast.ClassDef)):
+            yield from _walk_own(child)
+
+
+def _assignments(node):
+    """[(assigned user names, value)] for an assignment node (value None for loop targets)."""
+    def names(t):
+        return [n.id for n in gast.walk(t) if isinstance(n, gast.Name)]
+    if isinstance(node, gast.Assign):
+        return [(names(t), node.value) for t in node.targets]
+    if isinstance(node, gast.AugAssign):
+        return [(names(node.target), gast.BinOp(left=node.target, op=node.op, right=node.value))]
+    if isinstance(node, gast.AnnAssign) and node.value is not None:
+        return [(names(node.target), node.value)]
+    if isinstance(node, gast.For):
+        return [(names(node.target), node.iter)]
+    return []
+
+
 def _has_slice(index):
     return any(isinstance(n, gast.Slice) for n in gast.walk(index))
 
@@ -591,9 +917,6 @@ def _VIEWS():
 
 
 _UNSUPPORTED_STATEMENTS = {
-    "If": "cannot differentiate an `if` statement yet (branches come with control-flow support)",
-    "For": "cannot differentiate a `for` loop yet (loops come with control-flow support)",
-    "While": "cannot differentiate a `while` loop yet (loops come with control-flow support)",
     "Try": "cannot differentiate a `try` block",
     "Raise": "cannot differentiate a `raise` statement yet",
     "FunctionDef": "cannot differentiate a function that defines a function inside it yet",
@@ -605,7 +928,6 @@ _UNSUPPORTED_STATEMENTS = {
     "Match": "cannot differentiate a `match` statement yet",
 }
 _UNSUPPORTED_EXPRESSIONS = {
-    "IfExp": "cannot differentiate a conditional expression (`a if c else b`) yet",
     "Lambda": "cannot differentiate a lambda that uses a differentiated value here",
     "ListComp": "cannot differentiate a list comprehension yet",
     "GeneratorExp": "cannot differentiate a generator expression yet",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .emit import build, function_source
 from .normalize import normalize
-from .parse import parse_function
+from .parse import lookup_global, parse_function
 from .reverse import reverse
 
 
@@ -21,7 +21,13 @@ class Compiled:
     wrt: tuple
     mode: str
     return_where: tuple = (None, None, None, None)   # the user's return statement
+    single_use: bool = False     # a vjp pullback that pops saved values: callable once
+    guards: list = ()            # (function, global name, object): what the code assumed
     stages: dict = None
+
+    def still_valid(self):
+        """Whether every global the compiled code resolved still names the same object."""
+        return all(lookup_global(fn, name) is obj for fn, name, obj in self.guards)
 
 
 def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
@@ -34,4 +40,5 @@ def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
     source = function_source(program, adjoint, mode, name, single)
     function, filename = build(program, source, name)
     kept = {"parsed": parsed, "normalized": program, "adjoint": adjoint} if stages else None
-    return Compiled(function, source, filename, tuple(wrt), mode, program.return_origin.where(), kept)
+    return Compiled(function, source, filename, tuple(wrt), mode, program.return_origin.where(),
+                    "_stack.pop()" in source, program.guards, kept)

@@ -1,41 +1,75 @@
 """Reverse: a normalized program -> its adjoint sweep.
 
-Guarantees: walking the steps backwards, each active step's rule is inlined
-with the step's own names to give the contribution to each active operand's
-adjoint. Every adjoint is assigned exactly once, by the sum of its
-contributions, right after its last contribution is known (so `d_z` appears
-under the user line that consumes `z` first); an adjoint that is only a copy of
-another is not written out. Only adjoints on a path from `wrt` to the output
-are computed.
+Walking the program backwards, each active step's rule is inlined with the
+step's own names to give the contribution to each active operand's adjoint.
+Branches are replayed on the condition the forward sweep recorded; loops run
+backwards (`for t in reversed(range_t)`, `for _ in range(iterations)`);
+values a loop or branch overwrote are restored from the stack the forward
+sweep pushed them on (`h = h_stack.pop()`), so at every point of the adjoint
+sweep each name holds the value it had at the same point of the forward sweep.
+
+Two ways to build an adjoint `d_v`:
+- *summed once*, for values defined once in straight-line code and used only
+  there: `d_v` is assigned exactly once, by the sum of its contributions, right
+  after the last one is known; an adjoint that is only a copy is not written.
+- *accumulated*, for everything else: the first contribution assigns `d_v`, the
+  next ones add to it; a (re)definition of `v` ends the life of `d_v`. Where
+  control flow joins a live adjoint with one that is known to be zero, the
+  zero is written out (`d_v = zeros_like(v)`).
+Only adjoints on a path from `wrt` to the output are computed.
 """
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gast
 
 from . import nodes
-from .normalize import SCALAR
+from .normalize import IfItem, LoopItem, SaveItem, Step
+from .shapes import SCALAR
 from .optimize import product, simplify
 from .templates import free_names, global_value, template_for
 from .. import runtime
 
 
 @dataclass(eq=False)
-class AdjointStep:
+class Line:
+    """One line of the adjoint sweep: an assignment, or a marker."""
     origin: object
-    target: str
-    value: object
+    target: str = None
+    value: object = None
+    kind: str = "assign"          # "assign", "restore" (pop a saved value), "zeros"
+
+
+@dataclass(eq=False)
+class Block:
+    """A compound statement of the adjoint sweep: `header:` + body (+ `else:` body)."""
+    origin: object
+    header: object                # ("if", cond) / ("for", target, iterable)
+    body: list
+    orelse: list = field(default_factory=list)
 
 
 @dataclass(eq=False)
 class Adjoint:
-    steps: list
-    grads: list          # one gast expression per wrt parameter
-    seed_params: list    # vjp mode: the pullback's parameters
+    lines: list                   # Lines and Blocks, in order
+    grads: list                   # one gast expression per wrt parameter
+    seed_params: list             # vjp mode: the pullback's parameters
+    saved: set                    # names whose overwritten values must be saved
 
 
 def reverse(program, wrt, mode):
     return _Reverse(program, wrt, mode).run()
+
+
+def walk_steps(items):
+    for item in items:
+        if isinstance(item, Step):
+            yield item
+        elif isinstance(item, IfItem):
+            yield from walk_steps(item.body)
+            yield from walk_steps(item.orelse)
+        elif isinstance(item, LoopItem):
+            yield from walk_steps(item.body)
 
 
 class _Reverse:
@@ -45,61 +79,68 @@ class _Reverse:
         self.wrt = list(wrt)
         self.mode = mode
         self.adj = {}                      # value name -> name of its adjoint
-        self.contribs = defaultdict(list)
-        self.pending = defaultdict(int)
-        self.out = []
+        self.contribs = defaultdict(list)  # summed-once names: contributions so far
+        self.pending = defaultdict(int)    # summed-once names: contributions still to come
+        self.live = set()                  # accumulated names whose adjoint is not zero
+        self.owned = set()                 # ... whose adjoint is an array no other name holds
+        self.out = []                      # where lines go now
 
+    # ---- analysis
     def run(self):
         outputs = [o for o in self.p.outputs if isinstance(o, gast.Name) and o.id in self.p.active]
-        needed = {o.id for o in outputs}
-        for step in reversed(self.p.steps):
-            if step.active and step.target in needed:
+        self.needed = self.needed_names(outputs)
+        self.summed = self.summed_once(outputs)
+        counts = defaultdict(int)
+        for step in walk_steps(self.p.body):
+            if self.contributes(step):
                 for _, name_ in self.contributions(step):
-                    needed.add(name_)
-        self.needed = needed
-        for step in self.p.steps:
-            if step.active and step.target in needed:
+                    counts[name_] += 1
+        self.single = {n for n, c in counts.items() if c == 1}
+        for step in self.p.body:
+            if isinstance(step, Step) and self.contributes(step):
                 for name_ in {n for _, n in self.contributions(step)}:
-                    self.pending[name_] += 1
+                    if name_ in self.summed:
+                        self.pending[name_] += 1
         seed_params = self.seed(outputs)
-        for step in reversed(self.p.steps):
-            if step.active and step.target in needed:
-                self.backward(step)
-        grads = []
-        for w in self.wrt:
-            if w in self.adj:
-                grads.append(nodes.name(self.adj[w]))
+        self.block(self.p.body)
+        grads = [self.final_gradient(w) for w in self.wrt]
+        return Adjoint(self.out, grads, seed_params, self.saved_names())
+
+    def needed_names(self, outputs):
+        needed = {o.id for o in outputs}
+        steps = [s for s in walk_steps(self.p.body) if s.active]
+        changed = True
+        while changed:
+            changed = False
+            for step in steps:
+                if step.target in needed:
+                    for _, name_ in self.contributions(step):
+                        if name_ not in needed:
+                            needed.add(name_)
+                            changed = True
+        return needed
+
+    def summed_once(self, outputs):
+        """Names whose adjoint can be summed once: all contributions from plain top-level steps."""
+        nested, top = set(), {o.id for o in outputs}
+        for item in self.p.body:
+            if isinstance(item, Step):
+                if self.contributes(item) and self.is_plain(item):
+                    top |= {n for _, n in self.contributions(item)}
+                elif self.contributes(item):
+                    nested |= {n for _, n in self.contributions(item)}
             else:
-                zero = self.names.adjoint(w)
-                self.emit(self.p.return_origin, zero,
-                          nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(w)]))
-                grads.append(nodes.name(zero))
-        return Adjoint(self.out, grads, seed_params)
+                nested |= {n for s in walk_steps([item]) if self.contributes(s)
+                           for _, n in self.contributions(s)}
+        return {n for n in top - nested if n not in self.p.mutable}
 
-    # ---- seeds
-    def seed(self, outputs):
-        origin = self.p.return_origin
-        if self.mode == "grad":
-            if not outputs:
-                return []
-            o = outputs[0].id
-            self.pending[o] += 1
-            self.add(origin, o, nodes.call(self.cell("scalar_seed", runtime.scalar_seed), [outputs[0]]))
-            return []
-        if not self.p.returns_tuple:
-            param = self.names.fresh(f"d_{self.p.outputs[0].id}" if outputs else "d_out")
-            seeds = [(o.id, nodes.name(param)) for o in outputs]
-        else:
-            param = self.names.fresh("d_out")
-            seeds = [(o.id, nodes.subscript(nodes.name(param), nodes.const(i)))
-                     for i, o in enumerate(self.p.outputs) if o in outputs]
-        for name_, _ in seeds:
-            self.pending[name_] += 1
-        for name_, expr in seeds:
-            self.add(origin, name_, expr)
-        return [param]
+    def is_plain(self, step):
+        used = {n for a in list(step.operands) + list(step.keywords.values()) for n in nodes.names_in(a)}
+        return step.target not in self.p.mutable and not (used & self.p.mutable)
 
-    # ---- the chain rule, one step at a time
+    def contributes(self, step):
+        return step.active and step.target in self.needed
+
     def contributions(self, step):
         """(position, operand name) for each operand that takes a gradient from `step`."""
         template = template_for(step.rule)
@@ -120,31 +161,143 @@ class _Reverse:
         pairs += [(params.index(k), v) for k, v in step.keywords.items()]
         return pairs
 
-    def backward(self, step):
-        g = nodes.name(self.adj[step.target])
-        touched = []
-        for position, name_ in self.contributions(step):
-            expr = self.contribution(step, position, g)
-            self.contribs[name_].append(expr)
-            if name_ not in touched:
-                touched.append(name_)
-        for name_ in touched:
-            self.done(step.origin, name_)
+    # ---- seeds and results
+    def seed(self, outputs):
+        origin = self.p.return_origin
+        if self.mode == "grad":
+            if self.p.returns_tuple:
+                from ..errors import NonScalarOutputError
+                raise self.p.parsed.error(
+                    self.p.return_origin.node, "grad needs a scalar output, but the function "
+                    "returns a tuple: use `value, pullback = srcgrad.vjp(f, *args)` and call "
+                    "`pullback(seeds)` with one seed per output", NonScalarOutputError)
+            if outputs:
+                seed = nodes.call(self.cell("scalar_seed", runtime.scalar_seed), [outputs[0]])
+                self.deliver(origin, outputs[0].id, seed, counted=False)
+            return []
+        if not self.p.returns_tuple:
+            param = self.names.fresh(f"d_{self.p.outputs[0].id}" if outputs else "d_out")
+            seeds = [(o.id, nodes.name(param)) for o in outputs]
+        else:
+            param = self.names.fresh("d_out")
+            seeds = [(o.id, nodes.subscript(nodes.name(param), nodes.const(i)))
+                     for i, o in enumerate(self.p.outputs) if o in outputs]
+        for name_, expr in seeds:
+            if name_ not in self.summed and name_ not in self.live and isinstance(expr, gast.Name):
+                self.adj[name_] = expr.id     # the pullback's parameter is the adjoint itself
+                self.live.add(name_)
+                continue
+            self.deliver(origin, name_, expr, counted=False)
+        return [param]
 
+    def final_gradient(self, w):
+        if w in self.adj and (w in self.summed or w in self.live):
+            return nodes.name(self.adj[w])
+        zero = self.adjoint_name(w)
+        self.emit(Line(self.p.return_origin, zero,
+                       nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(w)])))
+        return nodes.name(zero)
+
+    # ---- walking the program backwards
+    def block(self, items):
+        for item in reversed(items):
+            if isinstance(item, Step):
+                self.step(item)
+            elif isinstance(item, SaveItem):
+                pass  # restored right after its step
+            elif isinstance(item, IfItem):
+                self.if_item(item)
+            else:
+                self.loop_item(item)
+
+    def step(self, step):
+        if self.contributes(step) and (step.target in self.summed or step.target in self.live
+                                       or (step.target in self.adj and step.target not in self.p.mutable)):
+            g = nodes.name(self.adj[step.target])
+            shares = defaultdict(list)           # operand -> its contributions from this step
+            for position, name_ in self.contributions(step):
+                shares[name_].append(self.contribution(step, position, g))
+            delivered = []
+            for name_, exprs in shares.items():
+                if name_ == step.target:        # `s = s + t`: the old s gets its share last
+                    continue
+                if name_ in self.summed:
+                    for expr in exprs:
+                        self.deliver(step.origin, name_, expr, counted=True, batch=delivered)
+                else:
+                    self.deliver(step.origin, name_, _sum_alike(exprs), counted=True)
+            for name_ in dict.fromkeys(delivered):
+                self.done(step.origin, name_)
+            self.kill(step.target)
+            if step.target in shares:
+                self.deliver(step.origin, step.target, _sum_alike(shares[step.target]), counted=True)
+        elif step.target is not None:
+            self.kill(step.target)
+        if step.target is not None:
+            if step.saved:
+                self.emit(Line(step.origin, step.target, kind="restore"))
+
+    def kill(self, name_):
+        """A definition of `name_`: its earlier value is another value, with a zero adjoint."""
+        self.live.discard(name_)
+        self.owned.discard(name_)
+
+    def if_item(self, item):
+        outer, live = self.out, set(self.live)
+        branches = []
+        for items in (item.body, item.orelse):
+            self.out, self.live = [], set(live)
+            self.block(items)
+            branches.append((self.out, self.live))
+        merged = branches[0][1] | branches[1][1]
+        for lines, live_here in branches:
+            for name_ in sorted(merged - live_here):
+                lines.append(self.zeros_line(item.origin, name_))
+        self.out, self.live = outer, merged
+        body, orelse = branches[0][0], branches[1][0]
+        if _has_code(body) or _has_code(orelse):
+            self.emit(Block(item.origin, ("if", item.cond), body, orelse))
+
+    def loop_item(self, item):
+        defined = {s.target for s in walk_steps(item.body) if s.target is not None}
+        received = {n for s in walk_steps(item.body) if self.contributes(s)
+                    for _, n in self.contributions(s)}
+        carried = {n for n in defined if n in self.needed and n in self.p.mutable
+                   and self.names.is_user(n) and (n in _exposed(item.body) or n in self.read_outside(item))}
+        live_across = (received - defined) | carried
+        for name_ in sorted(live_across - self.live):
+            self.emit(self.zeros_line(item.origin, name_))
+        self.live |= live_across
+        outer = self.out
+        self.out = []
+        self.block(item.body)
+        for name_ in sorted(live_across - self.live):
+            self.out.append(self.zeros_line(item.origin, name_))
+        body, self.out = self.out, outer
+        self.live |= live_across
+        if not _has_code(body):
+            return
+        source = nodes.name(item.source)
+        if item.kind == "while":
+            header = ("for", nodes.name("_", store=True), nodes.call("range", [source]))
+        else:
+            header = ("for", item.target, nodes.call("reversed", [source]))
+        self.emit(Block(item.origin, header, body))
+
+    # ---- the chain rule, one step at a time
     def contribution(self, step, position, g):
         rule = step.rule
         template = template_for(rule)
         element = None
         if isinstance(position, tuple):
             position, element = position
-        bindings = self.bindings(step, template, g)
         if template.result is None:          # a multi-statement rule: call it
             fn = self.cell(f"{_short(rule.name)}_vjp", rule.fn)
             args = [g, nodes.name(step.target)] + list(step.operands)
-            expr = nodes.subscript(nodes.call(fn, args, step.keywords.items()), nodes.const(position)) \
-                if template.arity > 1 or len(step.operands) > 1 else nodes.call(fn, args, step.keywords.items())
+            call = nodes.call(fn, args, step.keywords.items())
+            expr = nodes.subscript(call, nodes.const(position)) if template.arity > 1 else call
         else:
-            expr = self.instantiate(template, template.part(position), bindings, step)
+            expr = self.instantiate(template, template.part(position), self.bindings(step, template, g), step)
         if rule.kind == "partial":
             expr = product(g, expr, self.resolve)
             operand = dict(self.bound_operands(step))[position]
@@ -177,32 +330,103 @@ class _Reverse:
                 mapping[free] = nodes.name(self.cell(free, global_value(template, free)))
         for local, value in template.assigns:
             fresh = self.names.fresh(local)
-            self.emit(step.origin, fresh, simplify(nodes.rename(value, mapping), self.resolve))
+            self.emit(Line(step.origin, fresh, simplify(nodes.rename(value, mapping), self.resolve)))
             mapping[local] = nodes.name(fresh)
         return simplify(nodes.rename(expr, mapping), self.resolve)
 
     # ---- adjoint bookkeeping
-    def add(self, origin, name_, expr):
-        self.contribs[name_].append(expr)
-        self.done(origin, name_)
+    def adjoint_name(self, name_):
+        if name_ not in self.adj:
+            self.adj[name_] = self.names.adjoint(name_)
+        return self.adj[name_]
+
+    def deliver(self, origin, name_, expr, counted, batch=None):
+        """Add the contribution `expr` to the adjoint of `name_`."""
+        if name_ in self.summed:
+            self.contribs[name_].append(expr)
+            if batch is not None:
+                batch.append(name_)
+            elif not counted:
+                self.pending[name_] += 1
+                self.done(origin, name_)
+            return
+        target = self.adjoint_name(name_)
+        if name_ in self.live and name_ in self.owned and _is_call(expr, self.names.cells, runtime.unindex):
+            g, _, index = expr.args              # d_x[index] += g, in place
+            at = self.cell("accumulate_at", runtime.accumulate_at)
+            self.emit(Line(origin, value=nodes.call(at, [nodes.name(target), index, g]), kind="call"))
+            return
+        if name_ not in self.live and isinstance(expr, gast.Name) and name_ in self.single \
+                and not self.names.is_user(name_) and self.immutable_adjoint(expr.id):
+            self.adj[name_] = expr.id             # a copy of another adjoint: not written out
+            self.live.add(name_)
+            return
+        if isinstance(expr, gast.Name) and expr.id == target and name_ not in self.live:
+            self.live.add(name_)                  # `d_s = d_s`: nothing to write
+            return
+        if name_ in self.live:
+            expr = nodes.add(nodes.name(target), expr)
+            self.owned.add(name_)
+        else:
+            self.owned.discard(name_)
+        self.live.add(name_)
+        self.emit(Line(origin, target, expr))
+
+    def immutable_adjoint(self, adjoint):
+        """Whether `adjoint` is the adjoint of a value assigned once per pass of its block."""
+        return any(a == adjoint and n not in self.p.mutable for n, a in self.adj.items())
 
     def done(self, origin, name_):
+        if name_ not in self.summed:
+            return
         self.pending[name_] -= 1
         if self.pending[name_] > 0:
             return
-        total = None
-        for expr, count in _count_alike(self.contribs.pop(name_)):
-            term = expr if count == 1 else nodes.mul(nodes.const(count), expr)
-            total = term if total is None else nodes.add(total, term)
+        total = _sum_alike(self.contribs.pop(name_))
         if isinstance(total, gast.Name) and name_ not in self.wrt:
             self.adj[name_] = total.id
             return
-        target = self.names.adjoint(name_)
-        self.adj[name_] = target
-        self.emit(origin, target, total)
+        self.emit(Line(origin, self.adjoint_name(name_), total))
 
-    def emit(self, origin, target, value):
-        self.out.append(AdjointStep(origin, target, value))
+    def zeros_line(self, origin, name_):
+        if self.p.shapes.get(name_) != SCALAR and not self.defined_in_loop(name_):
+            self.owned.add(name_)
+        return Line(origin, self.adjoint_name(name_),
+                    nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(name_)]),
+                    kind="zeros")
+
+    def read_outside(self, loop):
+        """Names read by steps outside `loop` or returned."""
+        inside = {id(s) for s in walk_steps(loop.body)}
+        found = {n for o in self.p.outputs for n in nodes.names_in(o)}
+        for step in walk_steps(self.p.body):
+            if id(step) not in inside:
+                found |= _reads(step)
+        return found
+
+    def defined_in_loop(self, name_):
+        return any(s.target == name_ for item in self.p.body if isinstance(item, LoopItem)
+                   for s in walk_steps(item.body))
+
+    def emit(self, line):
+        self.out.append(line)
+
+    def saved_names(self):
+        """Names the adjoint sweep reads (so their overwritten values must be restored)."""
+        found = set()
+
+        def visit(lines):
+            for line in lines:
+                if isinstance(line, Block):
+                    for part in line.header[1:]:
+                        found.update(nodes.names_in(part))
+                    visit(line.body)
+                    visit(line.orelse)
+                elif line.kind in ("assign", "call") and not _is_call(
+                        line.value, self.names.cells, runtime.scalar_seed):
+                    found.update(nodes.names_in(line.value))
+        visit(self.out)
+        return found
 
     def cell(self, preferred, obj):
         return self.names.cell(preferred, obj)
@@ -214,6 +438,49 @@ class _Reverse:
             owner = self.resolve(func.value)
             return getattr(owner, func.attr, None) if owner is not None else None
         return None
+
+
+def _reads(step):
+    if step.stmt is not None:
+        return nodes.names_in(step.stmt)
+    return nodes.names_in(step.value)
+
+
+def _exposed(items, defined=None):
+    """Names read in `items` before `items` surely assigns them (upward-exposed reads)."""
+    defined = set() if defined is None else defined
+    found = set()
+    for item in items:
+        if isinstance(item, Step):
+            found |= _reads(item) - defined
+            if item.target is not None:
+                defined.add(item.target)
+        elif isinstance(item, IfItem):
+            found |= nodes.names_in(item.cond) - defined
+            found |= _exposed(item.body, set(defined)) | _exposed(item.orelse, set(defined))
+        elif isinstance(item, LoopItem):
+            found |= _exposed(item.body, set(defined))
+            if item.test is not None:
+                found |= nodes.names_in(item.test) - defined
+    return found
+
+
+def _is_call(expr, cells, fn):
+    return isinstance(expr, gast.Call) and isinstance(expr.func, gast.Name) \
+        and cells.get(expr.func.id) is fn
+
+
+def _has_code(lines):
+    return any(isinstance(x, Block) or x.kind != "restore" for x in lines)
+
+
+def _sum_alike(exprs):
+    """The sum of `exprs`, equal terms counted: `a + a + b` is `2 * a + b`."""
+    total = None
+    for expr, count in _count_alike(exprs):
+        term = expr if count == 1 else nodes.mul(nodes.const(count), expr)
+        total = term if total is None else nodes.add(total, term)
+    return total
 
 
 def _count_alike(exprs):

@@ -7,8 +7,9 @@ import operator
 
 import numpy as np
 
-from ..runtime import (extremum_mask, inside, inverse_axes, matmul_da, matmul_db, prod_others,
-                       reduced_size, reverse_cumsum, split_like, step, unbroadcast, unindex, unreduce, unstack)
+from ..runtime import (dot_da, dot_db, extremum_mask, inside, inverse_axes, matmul_da,
+                       matmul_db, prod_others, reduced_size, reverse_cumsum, split_like, step,
+                       trace_adjoint, unbroadcast, unindex, unreduce, unstack)
 from .registry import method, nondifferentiable, partial, vjp
 
 # ---- elementwise, one argument: d/dx of f(x)
@@ -116,7 +117,7 @@ def _(g, y, a, b):
 
 @vjp(np.dot, domain=("matrix", "matrix"))
 def _(g, y, a, b):
-    return matmul_da(g, a, b), matmul_db(g, a, b)
+    return dot_da(g, a, b), dot_db(g, a, b)
 
 
 @vjp(np.outer, domain=("vector", "vector"))
@@ -126,7 +127,7 @@ def _(g, y, a, b):
 
 @vjp(np.trace, domain=("square",))
 def _(g, y, a):
-    return g * np.eye(*np.shape(a))
+    return trace_adjoint(g, a)
 
 
 # ---- shapes: the adjoint is the inverse reshaping of g

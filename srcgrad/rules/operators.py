@@ -4,7 +4,7 @@ import operator
 
 import numpy as np
 
-from ..runtime import matmul_da, matmul_db, step
+from ..runtime import matmul_da, matmul_db, step, unreduce
 from .registry import nondifferentiable, partial, vjp
 
 # ---- arithmetic operators: a + b, a - b, a * b, a / b, a ** b, -a, +a, a % b
@@ -30,6 +30,11 @@ partial(builtins.abs, lambda x: np.sign(x), domain=("nonzero",))
 partial(builtins.max, lambda a, b: (step(a - b), step(b - a)))    # ties share the gradient
 partial(builtins.min, lambda a, b: (step(b - a), step(a - b)))
 partial(builtins.float, lambda x: 1)
+
+
+@vjp(builtins.sum, cases="builtin_sum")
+def _(g, y, iterable, start=0):
+    return unreduce(g, iterable, axis=0), g
 
 nondifferentiable(operator.floordiv, operator.lt, operator.le, operator.gt, operator.ge,
                   operator.eq, operator.ne, operator.not_, operator.truth,
