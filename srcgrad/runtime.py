@@ -8,7 +8,7 @@ import numpy as np
 from .errors import NonScalarOutputError
 
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
-           "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "writable", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
            "unstack", "reverse_cumsum"]
 
 
@@ -75,6 +75,11 @@ def accumulate_at(out, index, grad):
         out[index] += grad
     else:
         np.add.at(out, index, grad)
+
+
+def writable(d):
+    """A copy of the adjoint `d` that generated code may write into."""
+    return np.array(d, dtype=np.result_type(d, float))
 
 
 def zeros_like(x):

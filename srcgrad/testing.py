@@ -26,7 +26,7 @@ def numerical_grad(f, args, index, seed=None, eps=1e-6):
 
     def value(xv):
         args[index] = xv if isinstance(x, np.ndarray) else float(xv)
-        outs = f(*args)
+        outs = f(*[np.copy(a) if isinstance(a, np.ndarray) else a for a in args])  # f may write
         seeds = seed
         if not isinstance(outs, tuple):
             outs, seeds = (outs,), (seed,)

@@ -13,7 +13,7 @@ import types
 import gast
 
 from . import nodes
-from .normalize import IfItem, LoopItem, SaveItem, Step
+from .normalize import IfItem, LoopItem, SaveItem, SetItem, Step
 from .reverse import Block
 
 _COUNTER = itertools.count(1)
@@ -64,9 +64,15 @@ class _Writer:
 
 def _forward(writer, items, saved):
     for item in items:
-        if isinstance(item, SaveItem):
+        if isinstance(item, SaveItem) and item.index is not None:
+            if item.name in saved.slices:
+                part = f"{item.name}[{_index(item.index)}]"
+                writer.line(None, f"{_slices(item.name)}.append({part}.copy())")
+        elif isinstance(item, SaveItem):
             if item.name in saved:
                 writer.line(None, f"{_stack(item.name)}.append({item.name})")
+        elif isinstance(item, SetItem):
+            writer.line(item.origin, f"{item.array}[{_index(item.index)}] = {nodes.to_source(item.value)}")
         elif isinstance(item, Step):
             text = nodes.to_source(item.stmt) if item.stmt is not None else \
                 f"{item.target} = {nodes.to_source(item.value)}"
@@ -93,6 +99,12 @@ def _has_forward(items, saved):
     return any(not isinstance(i, SaveItem) or i.name in saved for i in items)
 
 
+def _index(index):
+    """The text of an index inside brackets: `1:2, None`, `i, j`."""
+    text = nodes.to_source(nodes.subscript(nodes.name("x"), index))
+    return text[2:-1]
+
+
 def _backward(writer, lines, saved):
     for line in lines:
         if isinstance(line, Block):
@@ -116,8 +128,15 @@ def _backward_text(line, saved):
         return True
     if line.kind == "restore":
         return f"{line.target} = {_stack(line.target)}.pop()" if line.target in saved else None
-    if line.kind == "call":
+    if line.kind == "restore_slice":
+        if line.target not in saved.slices:
+            return None
+        return f"{line.target}[{_index(line.value)}] = {_slices(line.target)}.pop()"
+    if line.kind in ("call", "stmt"):
         return nodes.to_source(line.value)
+    if line.kind == "recompute":
+        needed = saved.needed if saved is not None else ()
+        return f"{line.target} = {nodes.to_source(line.value)}" if line.target in needed else None
     return f"{line.target} = {nodes.to_source(line.value)}"
 
 
@@ -130,10 +149,15 @@ def _stack(name):
     return f"{name}_stack"
 
 
+def _slices(name):
+    return f"{name}_slices_stack"
+
+
 def function_source(program, adjoint, mode, name, single):
     """The generated function's source text."""
     fdef = program.parsed.node
     saved = adjoint.saved & _saved_candidates(program.body)
+    saved_slices = adjoint.saved & _saved_candidates(program.body, slices=True)
     grads = [nodes.to_source(g) for g in adjoint.grads]
     grads_text = grads[0] if single else "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
     outs = program.outputs
@@ -142,12 +166,15 @@ def function_source(program, adjoint, mode, name, single):
     forward = _Writer(_INDENT)
     for stack in sorted(saved):
         forward.lines.append(f"{_INDENT}{_stack(stack)} = []")
-    _forward(forward, program.body, saved)
+    for stack in sorted(saved_slices):
+        forward.lines.append(f"{_INDENT}{_slices(stack)} = []")
+    saved_all = _Saved(saved, saved_slices, adjoint.referenced)
+    _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",
                  f'{_INDENT}"""The value of {program.parsed.name} and its gradient with respect to {wrt}."""']
         backward = _Writer(_INDENT)
-        _backward(backward, adjoint.lines, saved)
+        _backward(backward, adjoint.lines, saved_all)
         lines += forward.lines + backward.lines
         lines.append(f"{_INDENT}return {value_text}, {grads_text}")
     else:
@@ -160,21 +187,31 @@ def function_source(program, adjoint, mode, name, single):
         if saved:
             lines.append(f"{_INDENT * 2}nonlocal {', '.join(sorted(saved))}")
         backward = _Writer(_INDENT * 2)
-        _backward(backward, adjoint.lines, saved)
+        _backward(backward, adjoint.lines, saved_all)
         lines += backward.lines
         lines += [f"{_INDENT * 2}return {grads_text}", "", f"{_INDENT}return {value_text}, {pullback}"]
     return "\n".join(lines) + "\n"
 
 
-def _saved_candidates(items):
+class _Saved:
+    """Which names' overwritten values are pushed: whole (`in`), or elements (`slices`)."""
+
+    def __init__(self, whole, slices, needed=()):
+        self.whole, self.slices, self.needed = whole, slices, needed
+
+    def __contains__(self, name):
+        return name in self.whole
+
+
+def _saved_candidates(items, slices=False):
     found = set()
     for item in items:
-        if isinstance(item, SaveItem):
+        if isinstance(item, SaveItem) and (item.index is not None) == slices:
             found.add(item.name)
         elif isinstance(item, IfItem):
-            found |= _saved_candidates(item.body) | _saved_candidates(item.orelse)
+            found |= _saved_candidates(item.body, slices) | _saved_candidates(item.orelse, slices)
         elif isinstance(item, LoopItem):
-            found |= _saved_candidates(item.body)
+            found |= _saved_candidates(item.body, slices)
     return found
 
 

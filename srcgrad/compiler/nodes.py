@@ -96,7 +96,10 @@ def rename(node, mapping):
 
 def to_source(node):
     """Python source of a gast expression or statement (stdlib ast.unparse)."""
-    return ast.unparse(gast.gast_to_ast(node))
+    tree = gast.gast_to_ast(node)
+    if isinstance(tree, ast.stmt):
+        ast.fix_missing_locations(tree)
+    return ast.unparse(tree)
 
 
 def index_expression(index):

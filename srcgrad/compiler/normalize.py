@@ -66,8 +66,20 @@ class Step:
 
 @dataclass(eq=False)
 class SaveItem:
-    """Before `name` is overwritten in a loop or branch: push its old value."""
+    """Before `name` is overwritten in a loop or branch: push its old value (with `index`:
+    before `name[index]` is written, push the old elements)."""
     name: str
+    index: object = None
+
+
+@dataclass(eq=False)
+class SetItem:
+    """`array[index] = value`, in place."""
+    array: str
+    index: object
+    value: object                  # an atom
+    origin: Origin
+    active: bool
 
 
 @dataclass(eq=False)
@@ -137,6 +149,8 @@ class _Normalizer:
         self.active = set(wrt)
         self.kinds = kinds
         self.aliases = {}              # name -> the set of names that may share its memory
+        self.setitems = []
+        self.copied = set()            # arguments already copied before a write into them
         self.guards = {}               # (function, global name) -> the object it named
         self.steps = []
         self.block = []
@@ -355,6 +369,7 @@ class _Normalizer:
     def stmt_For(self, stmt):
         if stmt.orelse:
             raise self.error(stmt, "cannot differentiate `for ... else` yet: use a flag variable")
+        stmt = self.lower_exits(stmt)
         it = stmt.iter
         callee = self.resolve(it.func) if isinstance(it, gast.Call) else UNRESOLVED
         if callee is builtins.range and isinstance(stmt.target, gast.Name) and not it.keywords:
@@ -424,18 +439,63 @@ class _Normalizer:
     def stmt_While(self, stmt):
         if stmt.orelse:
             raise self.error(stmt, "cannot differentiate `while ... else` yet: use a flag variable")
+        stmt = self.lower_exits(stmt)
         counter = self.names.fresh("iterations")
         self.emit(Step(counter, nodes.const(0), self.origin))
         item = self.loop("while", None, counter, stmt, stmt.body, test=None)
         item.test = self.rename(stmt.test)
 
-    def stmt_Break(self, stmt):
-        raise self.error(stmt, "cannot differentiate `break` yet: loop over a range you compute "
-                               "first, or use a `while` condition")
+    def lower_exits(self, loop):
+        """Rewrite `break` and `continue` in `loop`'s own body as flags guarding what follows:
+        `if c: break` ... becomes `if c: stopped = True` / `if not stopped: ...`, and a
+        `while` also tests `not stopped`. The adjoint sweep then replays the same guards."""
+        exits = {type(n) for n in _walk_loop_body(loop.body)} & {gast.Break, gast.Continue}
+        if not exits:
+            return loop
+        flags = {}
+        for kind, base in ((gast.Break, "stopped"), (gast.Continue, "skipped")):
+            if kind in exits:
+                flags[kind] = self.names.available(base)
+                self.names.reserved.add(flags[kind])
+        body = self._guard(loop.body, flags, loop)
+        if gast.Continue in exits:
+            body = [_flag(flags[gast.Continue], False, loop)] + body
+        stopped = flags.get(gast.Break)
+        if stopped is not None:
+            self.statement(_flag(stopped, False, loop))
+            self.origin = Origin(self.scope.parsed, loop, not self.scope.is_top)
+            running = gast.UnaryOp(op=gast.Not(), operand=nodes.name(stopped))
+            if isinstance(loop, gast.While):
+                test = gast.BoolOp(op=gast.And(), values=[running, loop.test])
+                return gast.copy_location(gast.While(test=test, body=body, orelse=[]), loop)
+            body = [gast.copy_location(gast.If(test=running, body=body, orelse=[]), loop)]
+        new = gast.For(target=loop.target, iter=loop.iter, body=body, orelse=[], type_comment=None) \
+            if isinstance(loop, gast.For) else gast.While(test=loop.test, body=body, orelse=[])
+        return gast.copy_location(new, loop)
 
-    def stmt_Continue(self, stmt):
-        raise self.error(stmt, "cannot differentiate `continue` yet: put the rest of the loop "
-                               "body under an `if`")
+    def _guard(self, stmts, flags, loop):
+        out = []
+        for i, stmt in enumerate(stmts):
+            if isinstance(stmt, (gast.Break, gast.Continue)):
+                out.append(_flag(flags[type(stmt)], True, stmt))
+                return out
+            if any(isinstance(n, (gast.Break, gast.Continue)) for n in _walk_loop_body([stmt])):
+                if not isinstance(stmt, gast.If):
+                    where = next(n for n in _walk_loop_body([stmt]) if isinstance(n, (gast.Break, gast.Continue)))
+                    raise self.error(where, "cannot differentiate `break`/`continue` inside a "
+                                            "`with` or `try` block")
+                guarded = gast.If(test=stmt.test, body=self._guard(stmt.body, flags, loop),
+                                  orelse=self._guard(stmt.orelse, flags, loop))
+                out.append(gast.copy_location(guarded, stmt))
+                rest = stmts[i + 1:]
+                if rest:
+                    going = [gast.UnaryOp(op=gast.Not(), operand=nodes.name(f)) for f in flags.values()]
+                    test = going[0] if len(going) == 1 else gast.BoolOp(op=gast.And(), values=going)
+                    out.append(gast.copy_location(
+                        gast.If(test=test, body=self._guard(rest, flags, loop), orelse=[]), rest[0]))
+                return out
+            out.append(stmt)
+        return out
 
     def stmt_Expr(self, stmt):
         value = stmt.value
@@ -490,9 +550,11 @@ class _Normalizer:
 
     def stmt_AugAssign(self, stmt):
         target = stmt.target
+        if isinstance(target, gast.Subscript):
+            read = gast.Subscript(value=target.value, slice=target.slice, ctx=gast.Load())
+            return self.setitem(target, gast.BinOp(left=read, op=stmt.op, right=stmt.value), stmt)
         if not isinstance(target, gast.Name):
-            raise self.error(stmt, "cannot differentiate an in-place update of an array element "
-                                   "or attribute yet")
+            raise self.error(stmt, "cannot differentiate an in-place update of an attribute")
         self.check_not_aliased(target, stmt)
         self.assign(target, gast.BinOp(left=nodes.name(target.id), op=stmt.op, right=stmt.value))
 
@@ -579,8 +641,54 @@ class _Normalizer:
                 return None
             raise self.error(target, "cannot differentiate unpacking a differentiated value that "
                                      "is not a literal tuple (e.g. `a, b = f(x)`) yet")
-        raise self.error(target, "cannot differentiate assignment into an array element or "
-                                 "attribute (in-place mutation) yet")
+        if isinstance(target, gast.Subscript):
+            return self.setitem(target, value, target)
+        raise self.error(target, "cannot differentiate assignment into an attribute")
+
+    def setitem(self, target, value, stmt):
+        """`x[index] = value`: x changes in place. Its old elements are saved if needed."""
+        if not isinstance(target.value, gast.Name) or target.value.id not in self.scope.env:
+            raise self.error(target, "cannot differentiate assignment into this element: assign "
+                                     "into an array held by a local variable")
+        user = target.value.id
+        if self.is_active(target.slice):
+            raise self.error(target.slice, "cannot differentiate with respect to an index")
+        current = self.scope.env[user]
+        visible = {a.id for u, a in self.scope.env.items() if isinstance(a, gast.Name) and u != user}
+        if (self.aliases.get(current.id, set()) - {current.id}) & visible:
+            raise self.error(stmt, f"`{user}` may share memory with another array here, so "
+                                   "writing into it would change both; copy it first "
+                                   f"(`{user} = {user}.copy()`)")
+        value_atom = self.operand(value)
+        if (current.id in self.params and current.id not in self.copied) or self.is_view(current.id):
+            # never write into the caller's array (or through a view into another one)
+            if self.loops:
+                raise self.error(stmt, f"`{user}` is an argument (or a view of an array): copy it "
+                                       f"before the loop (`{user} = {user}.copy()`) so that writing "
+                                       "into it leaves the caller's array alone")
+            copy = gast.Call(func=gast.Attribute(value=nodes.name(user), attr="copy", ctx=gast.Load()),
+                             args=[], keywords=[])
+            self.assign(nodes.name(user, store=True), copy)
+            current = self.scope.env[user]
+            self.copied.add(current.id)
+        active = self.is_active_name(current.id) or (
+            isinstance(value_atom, gast.Name) and self.is_active_name(value_atom.id))
+        index = self.rename(target.slice)
+        if current.id in nodes.names_in(index):     # `y[y < 0] = 0`: fix the index first
+            held = self.names.fresh("mask" if isinstance(target.slice, gast.Compare) else "index")
+            self.emit(Step(held, index, self.origin))
+            index = nodes.name(held)
+        self.mutable.add(current.id)
+        self.block.append(SaveItem(current.id, index))
+        item = SetItem(current.id, index, value_atom, self.origin, active)
+        self.block.append(item)
+        self.setitems.append(item)
+        if active:
+            self.active.add(current.id)
+
+    def is_view(self, name_):
+        maker = next((s for s in reversed(self.steps) if s.target == name_), None)
+        return maker is not None and maker.rule is not None and maker.rule.primal in _VIEWS()
 
     # ---- activity
     def resolve(self, func):
@@ -871,6 +979,22 @@ class _Normalizer:
         return env
 
 
+def _flag(name_, value, where):
+    assign = gast.Assign(targets=[nodes.name(name_, store=True)], value=nodes.const(value),
+                         type_comment=None)
+    return gast.copy_location(assign, where)
+
+
+def _walk_loop_body(stmts):
+    """The nodes of a loop body that belong to this loop (not to loops or functions inside)."""
+    for stmt in stmts:
+        yield stmt
+        for child in gast.iter_child_nodes(stmt):
+            if not isinstance(child, (gast.For, gast.While, gast.FunctionDef, gast.AsyncFunctionDef,
+                                      gast.Lambda, gast.ClassDef)):
+                yield from _walk_loop_body([child])
+
+
 def _walk_own(node):
     """Like gast.walk, but not into nested function or class definitions."""
     yield node
@@ -882,6 +1006,8 @@ def _walk_own(node):
 def _assignments(node):
     """[(assigned user names, value)] for an assignment node (value None for loop targets)."""
     def names(t):
+        while isinstance(t, gast.Subscript):      # x[i] = v assigns x, not i
+            t = t.value
         return [n.id for n in gast.walk(t) if isinstance(n, gast.Name)]
     if isinstance(node, gast.Assign):
         return [(names(t), node.value) for t in node.targets]

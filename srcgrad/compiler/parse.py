@@ -94,7 +94,7 @@ def _parse(fn, code):
         raise NoSourceError(
             f"cannot find the source code of {fn.__qualname__} (defined in {filename}): "
             "srcgrad reads a function's source. Define it in a file or a notebook cell; "
-            "functions typed at the plain `python` prompt or made by exec() have none") from exc
+            "functions typed at the plain `python` prompt or made by exec() have none") from None
     text = "".join(lines)
     dedented = textwrap.dedent(text)
     indent = len(lines[0]) - len(lines[0].lstrip()) if lines else 0

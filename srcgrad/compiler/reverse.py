@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import gast
 
 from . import nodes
-from .normalize import IfItem, LoopItem, SaveItem, Step
+from .normalize import IfItem, LoopItem, SaveItem, SetItem, Step
 from .shapes import SCALAR
 from .optimize import product, simplify
 from .templates import free_names, global_value, template_for
@@ -55,6 +55,7 @@ class Adjoint:
     grads: list                   # one gast expression per wrt parameter
     seed_params: list             # vjp mode: the pullback's parameters
     saved: set                    # names whose overwritten values must be saved
+    referenced: set = frozenset() # names the adjoint sweep reads
 
 
 def reverse(program, wrt, mode):
@@ -62,8 +63,9 @@ def reverse(program, wrt, mode):
 
 
 def walk_steps(items):
+    """Every Step and SetItem in `items`, nested ones included, in order."""
     for item in items:
-        if isinstance(item, Step):
+        if isinstance(item, (Step, SetItem)):
             yield item
         elif isinstance(item, IfItem):
             yield from walk_steps(item.body)
@@ -83,6 +85,7 @@ class _Reverse:
         self.pending = defaultdict(int)    # summed-once names: contributions still to come
         self.live = set()                  # accumulated names whose adjoint is not zero
         self.owned = set()                 # ... whose adjoint is an array no other name holds
+        self.recomputed = set()            # loop values recomputed in the adjoint, not saved
         self.out = []                      # where lines go now
 
     # ---- analysis
@@ -97,14 +100,15 @@ class _Reverse:
                     counts[name_] += 1
         self.single = {n for n, c in counts.items() if c == 1}
         for step in self.p.body:
-            if isinstance(step, Step) and self.contributes(step):
+            if isinstance(step, Step) and self.contributes(step) and self.is_plain(step):
                 for name_ in {n for _, n in self.contributions(step)}:
                     if name_ in self.summed:
                         self.pending[name_] += 1
         seed_params = self.seed(outputs)
         self.block(self.p.body)
         grads = [self.final_gradient(w) for w in self.wrt]
-        return Adjoint(self.out, grads, seed_params, self.saved_names())
+        referenced = self.saved_names()
+        return Adjoint(self.out, grads, seed_params, referenced - self.recomputed, referenced)
 
     def needed_names(self, outputs):
         needed = {o.id for o in outputs}
@@ -113,7 +117,7 @@ class _Reverse:
         while changed:
             changed = False
             for step in steps:
-                if step.target in needed:
+                if self.target_of(step) in needed:
                     for _, name_ in self.contributions(step):
                         if name_ not in needed:
                             needed.add(name_)
@@ -138,11 +142,18 @@ class _Reverse:
         used = {n for a in list(step.operands) + list(step.keywords.values()) for n in nodes.names_in(a)}
         return step.target not in self.p.mutable and not (used & self.p.mutable)
 
+    @staticmethod
+    def target_of(step):
+        return step.array if isinstance(step, SetItem) else step.target
+
     def contributes(self, step):
-        return step.active and step.target in self.needed
+        return step.active and self.target_of(step) in self.needed
 
     def contributions(self, step):
         """(position, operand name) for each operand that takes a gradient from `step`."""
+        if isinstance(step, SetItem):
+            value = step.value
+            return [(0, value.id)] if isinstance(value, gast.Name) and value.id in self.p.active else []
         template = template_for(step.rule)
         found = []
         for position, atom in self.bound_operands(step):
@@ -205,6 +216,8 @@ class _Reverse:
                 self.step(item)
             elif isinstance(item, SaveItem):
                 pass  # restored right after its step
+            elif isinstance(item, SetItem):
+                self.setitem(item)
             elif isinstance(item, IfItem):
                 self.if_item(item)
             else:
@@ -237,6 +250,48 @@ class _Reverse:
             if step.saved:
                 self.emit(Line(step.origin, step.target, kind="restore"))
 
+    def setitem(self, item):
+        """`x[index] = v`: v's adjoint is d_x[index]; the overwritten elements' is zero."""
+        array = item.array
+        if self.contributes(item) and array in self.live:
+            target = nodes.name(self.adjoint_name(array))
+            part = nodes.subscript(target, item.index)
+            for _, name_ in self.contributions(item):
+                if self.element_is_scalar(item) and self.p.shapes.get(name_) == SCALAR:
+                    share = part                  # one number: nothing to copy or sum
+                else:
+                    share = nodes.call(self.cell("unbroadcast", runtime.unbroadcast),
+                                       [nodes.call(nodes.attribute(part, "copy"), []), item.value])
+                self.deliver(item.origin, name_, share, counted=True)
+            self.own(item.origin, array)
+            zero = gast.Assign(targets=[gast.Subscript(value=target, slice=item.index, ctx=gast.Store())],
+                               value=nodes.const(0.0), type_comment=None)
+            self.emit(Line(item.origin, value=zero, kind="stmt"))
+        elif array in self.live:
+            self.own(item.origin, array)
+            zero = gast.Assign(targets=[gast.Subscript(value=nodes.name(self.adjoint_name(array)),
+                                                       slice=item.index, ctx=gast.Store())],
+                               value=nodes.const(0.0), type_comment=None)
+            self.emit(Line(item.origin, value=zero, kind="stmt"))
+        self.emit(Line(item.origin, array, value=item.index, kind="restore_slice"))
+
+    def element_is_scalar(self, item):
+        """Whether `array[index]` is one element (all indices ints, as many as dimensions)."""
+        shape = self.p.shapes.get(item.array)
+        parts = item.index.elts if isinstance(item.index, gast.Tuple) else [item.index]
+        ints = self.p.int_names
+        return isinstance(shape, tuple) and shape[0] == "array" and shape[2] == len(parts) and all(
+            (isinstance(i, gast.Name) and i.id in ints) or
+            (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
+
+    def own(self, origin, name_):
+        """Make the adjoint of `name_` an array no other name holds (before writing into it)."""
+        if name_ not in self.owned:
+            target = self.adjoint_name(name_)
+            self.emit(Line(origin, target, nodes.call(self.cell("writable", runtime.writable),
+                                                      [nodes.name(target)])))
+            self.owned.add(name_)
+
     def kill(self, name_):
         """A definition of `name_`: its earlier value is another value, with a zero adjoint."""
         self.live.discard(name_)
@@ -259,7 +314,7 @@ class _Reverse:
             self.emit(Block(item.origin, ("if", item.cond), body, orelse))
 
     def loop_item(self, item):
-        defined = {s.target for s in walk_steps(item.body) if s.target is not None}
+        defined = {s.target for s in walk_steps(item.body) if isinstance(s, Step) and s.target is not None}
         received = {n for s in walk_steps(item.body) if self.contributes(s)
                     for _, n in self.contributions(s)}
         carried = {n for n in defined if n in self.needed and n in self.p.mutable
@@ -268,13 +323,20 @@ class _Reverse:
         for name_ in sorted(live_across - self.live):
             self.emit(self.zeros_line(item.origin, name_))
         self.live |= live_across
+        written = {s.array for s in walk_steps(item.body) if isinstance(s, SetItem)} & self.live
+        for name_ in sorted(written - self.owned):
+            self.own(item.origin, name_)          # once, before the loop writes into it
+        owned_at_start = set(self.owned)
         outer = self.out
-        self.out = []
+        self.out = self.recomputed_values(item, defined)
         self.block(item.body)
         for name_ in sorted(live_across - self.live):
             self.out.append(self.zeros_line(item.origin, name_))
+        for name_ in sorted((owned_at_start - self.owned) & written):
+            self.own(item.origin, name_)
         body, self.out = self.out, outer
         self.live |= live_across
+        self.owned &= owned_at_start
         if not _has_code(body):
             return
         source = nodes.name(item.source)
@@ -283,6 +345,26 @@ class _Reverse:
         else:
             header = ("for", item.target, nodes.call("reversed", [source]))
         self.emit(Block(item.origin, header, body))
+
+    def recomputed_values(self, loop, defined):
+        """Values of the loop body cheaper to recompute than to save: `x_t = x[t]`, `t + 1`.
+
+        They depend only on loop indices and on names the loop leaves alone, so at the top
+        of each backward iteration they are computed again instead of popped from a stack."""
+        indices = _loop_indices(self.p.body, loop)
+        lines = []
+        for step in loop.body:
+            if not isinstance(step, Step) or step.target is None or step.stmt is not None \
+                    or step.target in self.p.mutable:
+                continue
+            names = nodes.names_in(step.value)
+            steady = all(n in indices or (n not in defined and n not in self.p.mutable)
+                         or n in self.recomputed for n in names)
+            cheap = _is_read(step) or (step.shape == SCALAR and isinstance(step.value, (gast.BinOp, gast.UnaryOp)))
+            if steady and cheap:
+                self.recomputed.add(step.target)
+                lines.append(Line(step.origin, step.target, step.value, kind="recompute"))
+        return lines
 
     # ---- the chain rule, one step at a time
     def contribution(self, step, position, g):
@@ -367,6 +449,8 @@ class _Reverse:
         if name_ in self.live:
             expr = nodes.add(nodes.name(target), expr)
             self.owned.add(name_)
+        elif isinstance(expr, (gast.BinOp, gast.UnaryOp)) and self.p.shapes.get(name_) != SCALAR:
+            self.owned.add(name_)                 # arithmetic makes a new array
         else:
             self.owned.discard(name_)
         self.live.add(name_)
@@ -405,8 +489,8 @@ class _Reverse:
         return found
 
     def defined_in_loop(self, name_):
-        return any(s.target == name_ for item in self.p.body if isinstance(item, LoopItem)
-                   for s in walk_steps(item.body))
+        return any(getattr(s, "target", None) == name_ for item in self.p.body
+                   if isinstance(item, LoopItem) for s in walk_steps(item.body))
 
     def emit(self, line):
         self.out.append(line)
@@ -422,7 +506,9 @@ class _Reverse:
                         found.update(nodes.names_in(part))
                     visit(line.body)
                     visit(line.orelse)
-                elif line.kind in ("assign", "call") and not _is_call(
+                elif line.kind == "stmt":
+                    found.update(nodes.names_in(line.value.targets[0].slice))
+                elif line.kind in ("assign", "call", "recompute") and not _is_call(
                         line.value, self.names.cells, runtime.scalar_seed):
                     found.update(nodes.names_in(line.value))
         visit(self.out)
@@ -441,6 +527,8 @@ class _Reverse:
 
 
 def _reads(step):
+    if isinstance(step, SetItem):
+        return {step.array} | nodes.names_in(step.index) | nodes.names_in(step.value)
     if step.stmt is not None:
         return nodes.names_in(step.stmt)
     return nodes.names_in(step.value)
@@ -451,9 +539,9 @@ def _exposed(items, defined=None):
     defined = set() if defined is None else defined
     found = set()
     for item in items:
-        if isinstance(item, Step):
+        if isinstance(item, (Step, SetItem)):
             found |= _reads(item) - defined
-            if item.target is not None:
+            if isinstance(item, Step) and item.target is not None:
                 defined.add(item.target)
         elif isinstance(item, IfItem):
             found |= nodes.names_in(item.cond) - defined
@@ -470,8 +558,31 @@ def _is_call(expr, cells, fn):
         and cells.get(expr.func.id) is fn
 
 
+def _is_read(step):
+    """`x[i]`: an element read (cheap to repeat)."""
+    return step.rule is not None and step.value is not None and isinstance(step.value, gast.Subscript)
+
+
+def _loop_indices(items, loop, found=None):
+    """The index names of `loop` and of the loops around it."""
+    for item in items:
+        if item is loop:
+            return (found or set()) | ({item.target.id} if item.kind == "range" else set())
+        if isinstance(item, LoopItem):
+            inner = (found or set()) | ({item.target.id} if item.kind == "range" else set())
+            hit = _loop_indices(item.body, loop, inner)
+            if hit is not None:
+                return hit
+        elif isinstance(item, IfItem):
+            hit = _loop_indices(item.body, loop, found) or _loop_indices(item.orelse, loop, found)
+            if hit is not None:
+                return hit
+    return None
+
+
 def _has_code(lines):
-    return any(isinstance(x, Block) or x.kind != "restore" for x in lines)
+    return any(isinstance(x, Block) or x.kind not in ("restore", "restore_slice", "recompute")
+               for x in lines)
 
 
 def _sum_alike(exprs):

@@ -28,6 +28,7 @@ class _Shapes:
         self.p = program
         self.shapes = {p: kinds.get(p, ("param", p)) for p in program.params}
         self.ints = _range_indices(program.body)
+        program.int_names = self.ints
 
     def run(self):
         for _ in range(10):
@@ -85,6 +86,10 @@ class _Shapes:
             callee = self.resolve(expr.func)
             if getattr(callee, "__module__", None) == "math" or callee in (float, int, len):
                 return SCALAR
+            if callee in _makers() and expr.args:      # np.zeros(n), np.ones((3, 2))
+                shape = expr.args[0]
+                ndim = len(shape.elts) if isinstance(shape, gast.Tuple) else 1
+                return ("array", key, ndim)
             from ..api import stop_gradient
             if callee is stop_gradient and len(expr.args) == 1:
                 return self.of(expr.args[0], key)
@@ -128,6 +133,11 @@ def _reductions():
         import numpy as np
         _REDUCTIONS = (np.sum, np.mean, np.max, np.min, np.prod, np.var, np.std)
     return _REDUCTIONS
+
+
+def _makers():
+    import numpy as np
+    return (np.zeros, np.ones, np.empty, np.full)
 
 
 def _is_none(node):

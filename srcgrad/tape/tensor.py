@@ -72,6 +72,13 @@ class Node:
     def __repr__(self):
         return f"<{self.name()}>"
 
+    def output_moved(self, t, old):
+        """Its output `t` is about to change in place: keep using the copy `old` instead."""
+        if self.y is t._data:
+            self.y = old._data
+        self.versions = tuple((old._version, 0) if box is t._version and box[0] == version
+                              else (box, version) for box, version in self.versions)
+
     def adjoints(self, g):
         """Yield `(tensor, adjoint)` for each input, given the adjoint `g` of the output."""
         if self.args is None:
@@ -80,14 +87,16 @@ class Node:
                 "it saved. Pass retain_graph=True to the first backward() to call it again.")
         if any(box[0] != version for box, version in self.versions):
             raise SrcgradError(
-                f"a value that {self.name()} needs was modified in place after it was used: "
-                "call backward() before changing it (e.g. before an update under no_grad)")
+                f"a value that {self.name()} needs was modified in place (+=, t[i] = v, zero_()) "
+                "after it was used: call backward() before changing it, or write t = t + ...")
         rule = self.rule
         try:
             if rule.kind == "partial":
                 found = rule.fn(*self.args, self.y) if rule.uses_output else rule.fn(*self.args)
             else:
                 found = rule.fn(g, self.y, *self.args, **self.kwargs)
+        except SrcgradError:
+            raise
         except Exception as exc:
             raise SrcgradError(f"the derivative rule for {rule.name} failed on this call: "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -191,11 +200,11 @@ def _keywords(primal, args, kwargs):
 
 
 def _check_call(rule, args, kwargs):
-    """Refuse a call the rule cannot differentiate (missing arguments, keywords it ignores)."""
+    """Refuse a call the rule cannot differentiate (arguments it lacks or ignores)."""
     params = rule.primal_params
     allowed = _HARMLESS_UFUNC_KEYWORDS if rule.kind == "partial" else set(params)
     refused = sorted(k for k, v in kwargs.items() if k not in allowed | {"out"} or k == "out" and v is not None)
-    if refused or rule.kind == "partial" and len(args) != len(params):
+    if refused or len(args) > len(params) or rule.kind == "partial" and len(args) < len(params):
         raise SrcgradError(
             f"tape mode differentiates {rule.name}({', '.join(params)}) with its arguments given "
             f"by position or by those names; this call gave {len(args)} positional argument(s)"
@@ -215,7 +224,7 @@ def _apply(primal, args, kwargs=None):
     rule = lookup(primal)
     if rule is None:
         raise _no_rule(primal)
-    if kwargs or rule.kind == "partial" and len(args) != len(rule.primal_params):
+    if kwargs or len(args) != len(rule.primal_params):
         _check_call(rule, args, kwargs)
     y = primal(*data, **kwargs)
     if not isinstance(y, (np.ndarray, np.generic, float, int)):
@@ -317,7 +326,21 @@ class Tensor:
         return self._data
 
     def __array__(self, dtype=None, copy=None):
-        return np.array(self.numpy(), dtype=dtype, copy=copy)
+        if self._requires_grad:
+            raise SrcgradError(
+                "numpy is converting a tensor that requires grad to a plain array (np.asarray(t), "
+                "np.array([...]), or an ndarray method such as W.dot(t)), which would drop its "
+                "gradient: use a numpy function that tape mode records (np.dot(W, t)), or "
+                "t.detach() if no gradient should flow")
+        return np.array(self._data, dtype=dtype, copy=copy)
+
+    def __float__(self):
+        if self._requires_grad and is_grad_enabled():
+            raise SrcgradError(
+                "float(t), and math functions such as math.exp(t), turn a tensor that requires "
+                "grad into a Python float and would drop its gradient: use numpy (np.exp(t)), "
+                "tape.apply(math.exp, t), or t.item() for the number")
+        return float(self._data.item())
 
     # -- backward
     def backward(self, gradient=None, retain_graph=False):
@@ -369,16 +392,23 @@ class Tensor:
         else:
             self._grad._data += g
 
-    # -- in place: only where nothing is recorded (an optimizer step under no_grad)
-    def _inplace(self, ufunc, other):
-        if is_grad_enabled() and (self._requires_grad or _requires_grad(other)):
-            if self.grad_fn is None and self._requires_grad:
-                raise SrcgradError(
-                    "a leaf tensor that requires grad cannot change in place while gradients are "
-                    "recorded: update it under `with srcgrad.no_grad():`, or write x = x - ...")
-            return NotImplemented  # Python falls back to x = x + other, which is recorded
-        ufunc(self._data, _unwrap(other), out=self._data)
-        self._version[0] += 1
+    # -- in place: `t += x` changes t's own data, which its aliases and views share
+    def _inplace(self, primal, other):
+        recording = is_grad_enabled() and (self._requires_grad or _requires_grad(other))
+        if not recording:
+            np.copyto(self._data, primal(self._data, _unwrap(other)))
+        elif self.grad_fn is None and self._requires_grad:
+            raise SrcgradError(
+                "a leaf tensor that requires grad cannot change in place while gradients are "
+                "recorded: update it under `with srcgrad.no_grad():`, or write x = x - ...")
+        else:  # as in PyTorch: t records the operation, and its old value moves to a new tensor
+            old = Tensor(self._data.copy(), grad_fn=self.grad_fn)
+            if self.grad_fn is not None:
+                self.grad_fn.output_moved(self, old)
+            new = _apply(primal, (old, old if other is self else other))
+            np.copyto(self._data, new._data)
+            self.grad_fn, self._requires_grad = new.grad_fn, True
+        self._version[0] += 1  # nodes that saved the old value will refuse to use it
         return self
 
     def __setitem__(self, index, value):
@@ -393,11 +423,11 @@ class Tensor:
         self[...] = 0
         return self
 
-    __iadd__ = lambda self, other: self._inplace(np.add, other)
-    __isub__ = lambda self, other: self._inplace(np.subtract, other)
-    __imul__ = lambda self, other: self._inplace(np.multiply, other)
-    __itruediv__ = lambda self, other: self._inplace(np.divide, other)
-    __ipow__ = lambda self, other: self._inplace(np.power, other)
+    __iadd__ = lambda self, other: self._inplace(operator.add, other)
+    __isub__ = lambda self, other: self._inplace(operator.sub, other)
+    __imul__ = lambda self, other: self._inplace(operator.mul, other)
+    __itruediv__ = lambda self, other: self._inplace(operator.truediv, other)
+    __ipow__ = lambda self, other: self._inplace(operator.pow, other)
 
     # -- operators: the registry's rules for the `operator` module and builtins
     __add__ = lambda self, other: _apply(operator.add, (self, other))
@@ -459,7 +489,6 @@ class Tensor:
     __len__ = lambda self: len(self._data)
     __iter__ = lambda self: (self[i] for i in range(len(self)))
     __bool__ = lambda self: bool(self._data)
-    __float__ = lambda self: float(self._data.item())
     __int__ = lambda self: int(self._data.item())
     __index__ = lambda self: operator.index(self._data.item())
 
