@@ -8,7 +8,8 @@ import numpy as np
 from .errors import NonScalarOutputError
 
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
-           "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "writable", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "writable",
+           "add_lists", "array_adjoint", "sum_adjoint", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
            "unstack", "reverse_cumsum"]
 
 
@@ -63,6 +64,14 @@ def unindex(grad, x, index):
 
     Repeated integer indices add up (``np.add.at``), as the chain rule says.
     """
+    if isinstance(x, (list, tuple)):
+        if not isinstance(index, (int, np.integer)):
+            from .errors import SrcgradError
+            raise SrcgradError("srcgrad differentiates reading one element of a list "
+                               "(xs[i]), not a slice of it; use np.stack(xs)[...] instead")
+        out = zeros_like(x)
+        out[index] = out[index] + grad
+        return out
     out = np.zeros(np.shape(x), dtype=np.result_type(x, grad, float))
     np.add.at(out, index, grad)
     return out
@@ -79,13 +88,35 @@ def accumulate_at(out, index, grad):
 
 def writable(d):
     """A copy of the adjoint `d` that generated code may write into."""
+    if isinstance(d, (list, tuple)):
+        return list(d)
     return np.array(d, dtype=np.result_type(d, float))
 
 
+def add_lists(a, b):
+    """The sum of two adjoints of a list, element by element."""
+    return [x + y for x, y in zip(a, b)]
+
+
+def array_adjoint(g, obj):
+    """Adjoint of `np.array(obj)`: `g`, or one piece of it per element of a list."""
+    return list(g) if isinstance(obj, (list, tuple)) else g
+
+
+def sum_adjoint(g, iterable):
+    """Adjoint of the builtin `sum(iterable)`: `g` for each element."""
+    if isinstance(iterable, (list, tuple)):
+        return [g] * len(iterable)
+    return unreduce(g, iterable, axis=0)
+
+
 def zeros_like(x):
-    """A zero gradient for `x`: 0.0 for a Python number, zeros for an array."""
+    """A zero gradient for `x`: 0.0 for a Python number, zeros for an array, a list of
+    zero gradients for a list or tuple."""
     if isinstance(x, (int, float)):
         return 0.0
+    if isinstance(x, (list, tuple)):
+        return [zeros_like(e) for e in x]
     return np.zeros(np.shape(x), dtype=np.result_type(x, float))
 
 

@@ -148,10 +148,16 @@ def structural_cases(rule, rng):
         for index in ["1", "-1", "1:3", "::-1, 0", "None, 1:", "..., 0", "1:2, None",
                       "np.array([0, 2, 0, 0])", "a > 0", "[1, 1], [0, 2]"]:
             yield f"a[{index}]", ["a"], [x(4, 3)], ("a",)
+    elif tag == "np_array":
+        yield "fn(a)", ["a"], [x(2, 3)], ("a",)
+        yield "fn([a, b, a])", ["a", "b"], [x(3), x(3)], ("a", "b")
+    elif tag == "make_list":
+        yield "np.stack(fn([a, b]))", ["a", "b"], [x(3), x(3)], ("a", "b")
     elif tag == "builtin_sum":
         yield "fn(a)", ["a"], [x(4)], ("a",)
         yield "fn(a)", ["a"], [x(3, 2)], ("a",)
         yield "fn(a, b)", ["a", "b"], [x(3, 2), x(2)], ("a", "b")
+        yield "fn([a, b, a])", ["a", "b"], [x(2), x(2)], ("a", "b")
     elif tag == "real":  # the compiler's own copy rule
         yield "fn(a)", ["a"], [x(3)], ("a",)
     else:

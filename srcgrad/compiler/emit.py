@@ -13,7 +13,7 @@ import types
 import gast
 
 from . import nodes
-from .normalize import IfItem, LoopItem, SaveItem, SetItem, Step
+from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
 from .reverse import Block
 
 _COUNTER = itertools.count(1)
@@ -73,6 +73,8 @@ def _forward(writer, items, saved):
                 writer.line(None, f"{_stack(item.name)}.append({item.name})")
         elif isinstance(item, SetItem):
             writer.line(item.origin, f"{item.array}[{_index(item.index)}] = {nodes.to_source(item.value)}")
+        elif isinstance(item, Append):
+            writer.line(item.origin, f"{item.array}.append({nodes.to_source(item.value)})")
         elif isinstance(item, Step):
             text = nodes.to_source(item.stmt) if item.stmt is not None else \
                 f"{item.target} = {nodes.to_source(item.value)}"
@@ -128,6 +130,8 @@ def _backward_text(line, saved):
         return True
     if line.kind == "restore":
         return f"{line.target} = {_stack(line.target)}.pop()" if line.target in saved else None
+    if line.kind == "restore_list":
+        return f"{line.target}.pop()" if line.target in saved.referenced else None
     if line.kind == "restore_slice":
         if line.target not in saved.slices:
             return None
@@ -198,6 +202,7 @@ class _Saved:
 
     def __init__(self, whole, slices, needed=()):
         self.whole, self.slices, self.needed = whole, slices, needed
+        self.referenced = needed
 
     def __contains__(self, name):
         return name in self.whole

@@ -6,6 +6,7 @@ Objects the generated code needs beyond the user's globals (numpy for a rule,
 the runtime's helpers, an inlined helper's globals) become closure cells,
 named after themselves unless that would shadow something else.
 """
+import builtins
 import keyword
 
 import gast
@@ -16,6 +17,7 @@ _OPWORDS = {gast.Add: "plus", gast.Sub: "minus", gast.Mult: "", gast.Div: "over"
             gast.Pow: "pow", gast.MatMult: "at", gast.Mod: "mod"}
 _NUMWORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 10: "ten", 0.5: "half"}
 _MAX = 18
+_BUILTINS = set(dir(builtins))
 
 
 class Namespace:
@@ -28,6 +30,7 @@ class Namespace:
 
     def _free(self, candidate):
         return (candidate not in self.used and candidate not in self.reserved
+                and candidate not in _BUILTINS
                 and not keyword.iskeyword(candidate) and candidate.isidentifier())
 
     def fresh(self, base):
@@ -133,4 +136,6 @@ def _is_module_like(node):
 
 def _fit(name, fallback):
     name = name.replace("__", "_").strip("_")
-    return name if len(name) <= _MAX else fallback
+    if len(name) <= _MAX:
+        return name
+    return f"{fallback}_of" if fallback in _BUILTINS else fallback

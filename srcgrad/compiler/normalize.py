@@ -27,7 +27,7 @@ from .templates import template_for
 from .parse import UNRESOLVED, lookup_global, parse_function
 from .. import rules
 from ..errors import NoSourceError, SrcgradError
-from ..rules.operators import identity
+from ..rules.operators import identity, make_list
 
 _INACTIVE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 _OPERATORS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv",
@@ -77,6 +77,15 @@ class SetItem:
     """`array[index] = value`, in place."""
     array: str
     index: object
+    value: object                  # an atom
+    origin: Origin
+    active: bool
+
+
+@dataclass(eq=False)
+class Append:
+    """`xs.append(value)`, in place."""
+    array: str
     value: object                  # an atom
     origin: Origin
     active: bool
@@ -150,6 +159,7 @@ class _Normalizer:
         self.kinds = kinds
         self.aliases = {}              # name -> the set of names that may share its memory
         self.setitems = []
+        self.lists = set()             # names holding lists (or tuples) of values
         self.copied = set()            # arguments already copied before a write into them
         self.guards = {}               # (function, global name) -> the object it named
         self.steps = []
@@ -193,6 +203,7 @@ class _Normalizer:
         outputs, returns_tuple, ret = self.body(self.lower_returns(fdef.body), final=True)
         program = Program(self.top, self.params, self.body_items, self.steps, outputs, returns_tuple,
                           Origin(self.top, ret), {}, self.names, self.active, self.mutable)
+        program.lists = self.lists
         program.shapes = infer_shapes(program, self.kinds)
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
         return program
@@ -501,11 +512,24 @@ class _Normalizer:
         value = stmt.value
         if isinstance(value, gast.Constant):
             return  # a docstring or a bare literal
+        if _is_append(value) and value.func.value.id in self.scope.env:
+            return self.append(value)
         if self.is_active(value) and not (isinstance(value, gast.Call)
                                           and self.resolve(value.func) is builtins.print):
             raise self.error(stmt, "cannot differentiate an expression statement that uses a "
                                    "differentiated value (it may modify it in place)")
         self.emit(Step(None, None, self.origin, stmt=gast.Expr(value=self.rename(value))))
+
+    def append(self, call):
+        """`xs.append(v)`: the list grows in place; the adjoint sweep pops it again."""
+        atom = self.scope.env[call.func.value.id]
+        value = self.operand(call.args[0])
+        active = isinstance(value, gast.Name) and self.is_active_name(value.id)
+        self.mutable.add(atom.id)
+        self.lists.add(atom.id)
+        if active:
+            self.active.add(atom.id)
+        self.block.append(Append(atom.id, value, self.origin, active or self.is_active_name(atom.id)))
 
     def stmt_Assert(self, stmt):
         self.emit(Step(None, None, self.origin, stmt=self.rename(stmt)))
@@ -639,8 +663,20 @@ class _Normalizer:
                 for t, b in zip(target.elts, bound):
                     self.scope.env[t.id] = nodes.name(b)
                 return None
-            raise self.error(target, "cannot differentiate unpacking a differentiated value that "
-                                     "is not a literal tuple (e.g. `a, b = f(x)`) yet")
+            if all(isinstance(t, gast.Name) for t in target.elts):
+                whole = self.operand(value)       # a, b = pair: a = pair[0]; b = pair[1]
+                reads = [nodes.subscript(whole, nodes.const(k)) for k in range(len(target.elts))]
+                if isinstance(whole, gast.Name):
+                    self.scope.env.setdefault(whole.id, whole)
+                if isinstance(whole, gast.Name) and whole.id not in {t.id for t in target.elts}:
+                    for t, r in zip(target.elts, reads):
+                        self.assign(t, r)
+                    return None
+                atoms = [self.operand(r) for r in reads]
+                for t, a in zip(target.elts, atoms):
+                    self.bind_atom(t.id, a)
+                return None
+            raise self.error(target, "cannot differentiate unpacking into nested targets here")
         if isinstance(target, gast.Subscript):
             return self.setitem(target, value, target)
         raise self.error(target, "cannot differentiate assignment into an attribute")
@@ -811,6 +847,17 @@ class _Normalizer:
                     return False
         return True
 
+    def expr_List(self, node, target):
+        """`[a, b]` or `(a, b)` of differentiated values: a list whose adjoint is a list."""
+        if any(isinstance(e, gast.Starred) for e in node.elts):
+            raise self.error(node, "cannot differentiate a starred element in a list or tuple")
+        atoms = type(node)(elts=[self.operand(e) for e in node.elts], ctx=gast.Load())
+        result = self.op(target, rules.lookup(make_list), [atoms], {}, atoms, node)
+        self.lists.add(result.id)
+        return result
+
+    expr_Tuple = expr_List
+
     def expr_Name(self, node, target):
         atom = self.scope.env[node.id]
         if target is None:
@@ -905,9 +952,12 @@ class _Normalizer:
         params = rule.primal_params
         if params and params[0] == "arrays":   # np.concatenate((a, b)), np.stack([a, b])
             first = node.args[0] if node.args else None
-            if not isinstance(first, (gast.Tuple, gast.List)):
-                raise self.error(node, f"{rule.name}: pass the arrays as a literal tuple or list")
-            seq = type(first)(elts=[self.operand(e) for e in first.elts], ctx=gast.Load())
+            if isinstance(first, (gast.Tuple, gast.List)):
+                seq = type(first)(elts=[self.operand(e) for e in first.elts], ctx=gast.Load())
+            elif first is not None:
+                seq = self.operand(first)         # a list built earlier (xs.append(...))
+            else:
+                raise self.error(node, f"{rule.name}: pass the arrays as a list or tuple")
             args = [seq] + [self.operand(a) for a in node.args[1:]]
         else:
             args = [self.operand(a) for a in node.args]
@@ -954,8 +1004,10 @@ class _Normalizer:
             self.scope, self.origin = saved_scope, saved_origin
             self.inlining.pop()
         if is_tuple:
-            raise self.error(node, f"cannot differentiate `{callee.__name__}`, which returns a "
-                                   "tuple, inside an expression yet")
+            pack = nodes.tuple_(outputs)
+            result = self.op(target, rules.lookup(make_list), [pack], {}, pack, node)
+            self.lists.add(result.id)
+            return result
         return outputs[0]
 
     def bind_arguments(self, node, callee, parsed):
@@ -995,6 +1047,12 @@ def _walk_loop_body(stmts):
                 yield from _walk_loop_body([child])
 
 
+def _is_append(node):
+    return isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute) \
+        and node.func.attr == "append" and isinstance(node.func.value, gast.Name) \
+        and len(node.args) == 1 and not node.keywords
+
+
 def _walk_own(node):
     """Like gast.walk, but not into nested function or class definitions."""
     yield node
@@ -1017,6 +1075,8 @@ def _assignments(node):
         return [(names(node.target), node.value)]
     if isinstance(node, gast.For):
         return [(names(node.target), node.iter)]
+    if isinstance(node, gast.Expr) and _is_append(node.value):
+        return [([node.value.func.value.id], node.value.args[0])]
     return []
 
 
@@ -1059,8 +1119,6 @@ _UNSUPPORTED_EXPRESSIONS = {
     "GeneratorExp": "cannot differentiate a generator expression yet",
     "DictComp": "cannot differentiate a dict comprehension yet",
     "SetComp": "cannot differentiate a set comprehension yet",
-    "Tuple": "cannot differentiate a tuple of differentiated values here yet",
-    "List": "cannot differentiate a list of differentiated values here yet",
     "Dict": "cannot differentiate a dict of differentiated values yet",
     "Starred": "cannot differentiate a starred expression",
     "NamedExpr": "cannot differentiate an assignment expression (`:=`) yet",

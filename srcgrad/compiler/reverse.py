@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import gast
 
 from . import nodes
-from .normalize import IfItem, LoopItem, SaveItem, SetItem, Step
+from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
 from .shapes import SCALAR
 from .optimize import product, simplify
 from .templates import free_names, global_value, template_for
@@ -65,7 +65,7 @@ def reverse(program, wrt, mode):
 def walk_steps(items):
     """Every Step and SetItem in `items`, nested ones included, in order."""
     for item in items:
-        if isinstance(item, (Step, SetItem)):
+        if isinstance(item, (Step, SetItem, Append)):
             yield item
         elif isinstance(item, IfItem):
             yield from walk_steps(item.body)
@@ -144,14 +144,14 @@ class _Reverse:
 
     @staticmethod
     def target_of(step):
-        return step.array if isinstance(step, SetItem) else step.target
+        return step.array if isinstance(step, (SetItem, Append)) else step.target
 
     def contributes(self, step):
         return step.active and self.target_of(step) in self.needed
 
     def contributions(self, step):
         """(position, operand name) for each operand that takes a gradient from `step`."""
-        if isinstance(step, SetItem):
+        if isinstance(step, (SetItem, Append)):
             value = step.value
             return [(0, value.id)] if isinstance(value, gast.Name) and value.id in self.p.active else []
         template = template_for(step.rule)
@@ -218,6 +218,8 @@ class _Reverse:
                 pass  # restored right after its step
             elif isinstance(item, SetItem):
                 self.setitem(item)
+            elif isinstance(item, Append):
+                self.append(item)
             elif isinstance(item, IfItem):
                 self.if_item(item)
             else:
@@ -238,12 +240,13 @@ class _Reverse:
                     for expr in exprs:
                         self.deliver(step.origin, name_, expr, counted=True, batch=delivered)
                 else:
-                    self.deliver(step.origin, name_, _sum_alike(exprs), counted=True)
+                    self.deliver(step.origin, name_, _sum_alike(exprs, self.adder(name_)), counted=True)
             for name_ in dict.fromkeys(delivered):
                 self.done(step.origin, name_)
             self.kill(step.target)
             if step.target in shares:
-                self.deliver(step.origin, step.target, _sum_alike(shares[step.target]), counted=True)
+                self.deliver(step.origin, step.target,
+                             _sum_alike(shares[step.target], self.adder(step.target)), counted=True)
         elif step.target is not None:
             self.kill(step.target)
         if step.target is not None:
@@ -283,6 +286,25 @@ class _Reverse:
         return isinstance(shape, tuple) and shape[0] == "array" and shape[2] == len(parts) and all(
             (isinstance(i, gast.Name) and i.id in ints) or
             (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
+
+    def append(self, item):
+        """`xs.append(v)`: v's adjoint is the last element of d_xs, popped off."""
+        if item.array in self.live:
+            self.own(item.origin, item.array)
+            popped = nodes.call(nodes.attribute(nodes.name(self.adjoint_name(item.array)), "pop"), [])
+            values = [n for _, n in self.contributions(item)] if self.contributes(item) else []
+            if values:
+                self.deliver(item.origin, values[0], popped, counted=True)
+            else:
+                self.emit(Line(item.origin, value=popped, kind="call"))
+        self.emit(Line(item.origin, item.array, kind="restore_list"))
+
+    def adder(self, name_):
+        """How two contributions to the adjoint of `name_` add up (lists element by element)."""
+        if name_ in self.p.lists:
+            add_lists = self.cell("add_lists", runtime.add_lists)
+            return lambda a, b: nodes.call(add_lists, [a, b])
+        return nodes.add
 
     def own(self, origin, name_):
         """Make the adjoint of `name_` an array no other name holds (before writing into it)."""
@@ -446,7 +468,10 @@ class _Reverse:
         if isinstance(expr, gast.Name) and expr.id == target and name_ not in self.live:
             self.live.add(name_)                  # `d_s = d_s`: nothing to write
             return
-        if name_ in self.live:
+        if name_ in self.live and name_ in self.p.lists:
+            expr = nodes.call(self.cell("add_lists", runtime.add_lists), [nodes.name(target), expr])
+            self.owned.add(name_)
+        elif name_ in self.live:
             expr = nodes.add(nodes.name(target), expr)
             self.owned.add(name_)
         elif isinstance(expr, (gast.BinOp, gast.UnaryOp)) and self.p.shapes.get(name_) != SCALAR:
@@ -466,7 +491,7 @@ class _Reverse:
         self.pending[name_] -= 1
         if self.pending[name_] > 0:
             return
-        total = _sum_alike(self.contribs.pop(name_))
+        total = _sum_alike(self.contribs.pop(name_), self.adder(name_))
         if isinstance(total, gast.Name) and name_ not in self.wrt:
             self.adj[name_] = total.id
             return
@@ -527,6 +552,8 @@ class _Reverse:
 
 
 def _reads(step):
+    if isinstance(step, Append):
+        return {step.array} | nodes.names_in(step.value)
     if isinstance(step, SetItem):
         return {step.array} | nodes.names_in(step.index) | nodes.names_in(step.value)
     if step.stmt is not None:
@@ -581,16 +608,25 @@ def _loop_indices(items, loop, found=None):
 
 
 def _has_code(lines):
-    return any(isinstance(x, Block) or x.kind not in ("restore", "restore_slice", "recompute")
-               for x in lines)
+    return any(isinstance(x, Block) or x.kind not in ("restore", "restore_slice", "recompute",
+                                                      "restore_list") for x in lines)
 
 
-def _sum_alike(exprs):
+def _sum_alike(exprs, add=nodes.add):
     """The sum of `exprs`, equal terms counted: `a + a + b` is `2 * a + b`."""
     total = None
     for expr, count in _count_alike(exprs):
-        term = expr if count == 1 else nodes.mul(nodes.const(count), expr)
-        total = term if total is None else nodes.add(total, term)
+        if count > 1:
+            expr = nodes.mul(nodes.const(count), expr) if add is nodes.add else \
+                _repeat(expr, count, add)
+        total = expr if total is None else add(total, expr)
+    return total
+
+
+def _repeat(expr, count, add):
+    total = expr
+    for _ in range(count - 1):
+        total = add(total, expr)
     return total
 
 

@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 
-from ..runtime import (dot_da, dot_db, extremum_mask, inside, inverse_axes, matmul_da,
+from ..runtime import (array_adjoint, dot_da, dot_db, extremum_mask, inside, inverse_axes, matmul_da,
                        matmul_db, prod_others, reduced_size, reverse_cumsum, split_like, step,
                        trace_adjoint, unbroadcast, unindex, unreduce, unstack)
 from .registry import method, nondifferentiable, partial, vjp
@@ -174,6 +174,11 @@ def _(g, y, arrays, axis=0):
 @vjp(np.stack, cases="stack")
 def _(g, y, arrays, axis=0):
     return unstack(g, axis)
+
+
+@vjp(np.array, cases="np_array")
+def _(g, y, object, dtype=None):
+    return array_adjoint(g, object)
 
 
 @vjp(np.copy, cases="array")
