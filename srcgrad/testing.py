@@ -9,7 +9,7 @@ product with a random seed.
 """
 import numpy as np
 
-from .api import _wrt_names, vjp
+from .api import _wrt_names, value_and_grad, vjp
 
 __all__ = ["check_grads", "numerical_grad"]
 
@@ -63,6 +63,16 @@ def check_grads(f, *args, wrt=0, rtol=1e-5, atol=1e-6, eps=1e-6, seed=None):
     for a, b in zip(args, before):
         if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True):
             raise AssertionError("srcgrad modified an argument in place")
+    if not isinstance(value, tuple) and np.size(value) == 1:
+        # the grad form (one function, no pullback) must agree with the vjp form
+        plain_value, plain = value_and_grad(f, wrt=tuple(names))(*args)
+        if not np.allclose(plain_value, value, rtol=1e-12, atol=0):
+            raise AssertionError(f"value_and_grad's value {plain_value!r} differs from the "
+                                 f"function's value {value!r}")
+        for name, g, h in zip(names, got, plain):
+            scale = 1.0 if seed is None else seed
+            if not np.allclose(np.asarray(g), np.asarray(h) * scale, rtol=1e-10, atol=1e-12):
+                raise AssertionError(f"d/d{name}: grad and vjp disagree: {h} vs {g}")
     for name, g in zip(names, got):
         index = params.index(name)
         expected = numerical_grad(f, args, index, seed, eps)

@@ -144,6 +144,26 @@ def _backward_text(line, saved):
     return f"{line.target} = {nodes.to_source(line.value)}"
 
 
+def _keep_outputs(program, saved):
+    """(name, expression) keeping the returned value, when the adjoint sweep restores the
+    names it is held in (`h = h_stack.pop()`), writes into it, or pops its list."""
+    exprs = []
+    touched = False
+    for out in program.outputs:
+        text = nodes.to_source(out)
+        if isinstance(out, gast.Name) and out.id in saved.slices:
+            text, touched = f"{text}.copy()", True
+        elif isinstance(out, gast.Name) and out.id in program.lists and out.id in saved.referenced:
+            text, touched = f"list({text})", True
+        elif isinstance(out, gast.Name) and out.id in saved:
+            touched = True
+        exprs.append(text)
+    if not touched:
+        return None
+    value = program.names.fresh("value")
+    return value, exprs[0] if not program.returns_tuple else "(" + ", ".join(exprs) + ")"
+
+
 def _tuple_text(exprs):
     texts = [nodes.to_source(e) for e in exprs]
     return texts[0] if len(texts) == 1 else "(" + ", ".join(texts) + ")"
@@ -179,6 +199,10 @@ def function_source(program, adjoint, mode, name, single):
                  f'{_INDENT}"""The value of {program.parsed.name} and its gradient with respect to {wrt}."""']
         backward = _Writer(_INDENT)
         _backward(backward, adjoint.lines, saved_all)
+        kept = _keep_outputs(program, saved_all)
+        if kept:
+            value_text = kept[0]
+            forward.lines.append(f"{_INDENT}{kept[0]} = {kept[1]}  # the adjoint sweep restores earlier values")
         lines += forward.lines + backward.lines
         lines.append(f"{_INDENT}return {value_text}, {grads_text}")
     else:

@@ -374,10 +374,17 @@ class _Reverse:
         They depend only on loop indices and on names the loop leaves alone, so at the top
         of each backward iteration they are computed again instead of popped from a stack."""
         indices = _loop_indices(self.p.body, loop)
+        definitions = defaultdict(int)
+        for step in walk_steps(self.p.body):
+            if isinstance(step, Step) and step.target is not None:
+                definitions[step.target] += 1
+        exposed, outside = _exposed(loop.body), self.read_outside(loop)
         lines = []
         for step in loop.body:
-            if not isinstance(step, Step) or step.target is None or step.stmt is not None \
-                    or step.target in self.p.mutable:
+            if not isinstance(step, Step) or step.target is None or step.stmt is not None:
+                continue
+            if step.target in self.p.mutable and (definitions[step.target] > 1 or step.target in exposed
+                                                  or step.target in outside):
                 continue
             names = nodes.names_in(step.value)
             steady = all(n in indices or (n not in defined and n not in self.p.mutable)
@@ -587,7 +594,7 @@ def _is_call(expr, cells, fn):
 
 def _is_read(step):
     """`x[i]`: an element read (cheap to repeat)."""
-    return step.rule is not None and step.value is not None and isinstance(step.value, gast.Subscript)
+    return step.value is not None and isinstance(step.value, gast.Subscript)
 
 
 def _loop_indices(items, loop, found=None):

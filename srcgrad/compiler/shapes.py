@@ -61,15 +61,20 @@ class _Shapes:
             keep = step.keywords.get("keepdims")
             if _is_none(axis) and (keep is None or (isinstance(keep, gast.Constant) and not keep.value)):
                 return SCALAR
-        if rule.primal is operator.getitem and isinstance(step.operands[0], gast.Name):
-            array, index = self.shapes.get(step.operands[0].id), step.operands[1]
-            parts = index.elts if isinstance(index, gast.Tuple) else [index]
-            ints = all((isinstance(i, gast.Name) and i.id in self.ints) or
-                       (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
-            if array == SCALAR or (ints and isinstance(array, tuple) and array[0] == "array"
-                                   and array[2] == len(parts)):
-                return SCALAR
+        if rule.primal is operator.getitem:
+            return self.element(step.operands[0], step.operands[1], ("step", id(step)))
         return ("step", id(step))
+
+    def element(self, array, index, key):
+        """The shape of `array[index]`: a scalar when every index is an int, one per dimension."""
+        shape = self.shapes.get(array.id) if isinstance(array, gast.Name) else None
+        parts = index.elts if isinstance(index, gast.Tuple) else [index]
+        ints = all((isinstance(i, gast.Name) and i.id in self.ints) or
+                   (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
+        if shape == SCALAR or (ints and isinstance(shape, tuple) and shape[0] == "array"
+                               and shape[2] == len(parts)):
+            return SCALAR
+        return key
 
     def of(self, expr, key=None):
         """The shape of an expression over names (a literal, a name, arithmetic of those)."""
@@ -82,6 +87,8 @@ class _Shapes:
             return self.combine([self.of(expr.left), self.of(expr.right)], key)
         if isinstance(expr, gast.UnaryOp) and not isinstance(expr.op, gast.Not):
             return self.of(expr.operand, key)
+        if isinstance(expr, gast.Subscript):
+            return self.element(expr.value, expr.slice, key)
         if isinstance(expr, gast.Call):
             callee = self.resolve(expr.func)
             if getattr(callee, "__module__", None) == "math" or callee in (float, int, len):
