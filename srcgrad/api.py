@@ -20,7 +20,11 @@ from .errors import NonScalarOutputError, SrcgradError
 
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
 
-_state = threading.local()
+class _State(threading.local):
+    depth = 0                   # how many `no_grad` blocks this thread is inside
+
+
+_state = _State()
 
 
 class no_grad:
@@ -31,7 +35,7 @@ class no_grad:
     """
 
     def __enter__(self):
-        _state.depth = getattr(_state, "depth", 0) + 1
+        _state.depth += 1
         return self
 
     def __exit__(self, *exc):
@@ -40,7 +44,7 @@ class no_grad:
 
 
 def is_grad_enabled():
-    return getattr(_state, "depth", 0) == 0
+    return _state.depth == 0
 
 
 def stop_gradient(x):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import srcgrad
 from srcgrad.demo import bce_loss
-from srcgrad.rules.table import markdown
+from srcgrad.ruletable import markdown
 
 ROOT = Path(__file__).parent.parent
 

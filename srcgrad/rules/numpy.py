@@ -60,7 +60,9 @@ partial(np.logaddexp2, lambda a, b, y: (2 ** (a - y), 2 ** (b - y)))
 partial(np.arctan2,    lambda a, b: (b / (a * a + b * b), -a / (a * a + b * b)),
         domain=("positive", "positive"))
 partial(np.hypot,      lambda a, b, y: (a / y, b / y), domain=("positive", "positive"))
-partial(np.clip,       lambda a, a_min, a_max: (inside(a, a_min, a_max), a < a_min, a > a_max),
+partial(np.clip,       lambda a, a_min, a_max: (inside(a, a_min, a_max),
+                                                    None if a_min is None else a < a_min,
+                                                    None if a_max is None else a > a_max),
         domain=("real", "const:-0.5", "const:0.5"))
 partial(np.where,      lambda condition, x1, x2: (None, condition, np.logical_not(condition)),
         domain=("mask", "real", "real"))

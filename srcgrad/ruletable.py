@@ -1,10 +1,10 @@
 """The rule table as markdown, generated from the registry (docs/rules.md embeds it)."""
-from .registry import all_rules, nondifferentiable_names
+from .rules.registry import all_rules, nondifferentiable_names
 
 
 def rule_text(rule):
-    from ..compiler.nodes import to_source
-    from ..compiler.templates import template_for
+    from .compiler.nodes import to_source
+    from .compiler.templates import template_for
     template = template_for(rule)
     if template.result is None:
         return "(multi-statement rule)"
