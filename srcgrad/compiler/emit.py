@@ -131,7 +131,7 @@ def _backward_text(line, saved):
     if line.kind == "restore":
         return f"{line.target} = {_stack(line.target)}.pop()" if line.target in saved else None
     if line.kind == "restore_list":
-        return f"{line.target}.pop()" if line.target in saved.referenced else None
+        return f"{line.target}.pop()" if line.target in saved.restored else None
     if line.kind == "restore_slice":
         if line.target not in saved.slices:
             return None
@@ -153,7 +153,7 @@ def _keep_outputs(program, saved):
         text = nodes.to_source(out)
         if isinstance(out, gast.Name) and out.id in saved.slices:
             text, touched = f"{text}.copy()", True
-        elif isinstance(out, gast.Name) and out.id in program.lists and out.id in saved.referenced:
+        elif isinstance(out, gast.Name) and out.id in program.lists and out.id in saved.restored:
             text, touched = f"list({text})", True
         elif isinstance(out, gast.Name) and out.id in saved:
             touched = True
@@ -192,7 +192,7 @@ def function_source(program, adjoint, mode, name, single):
         forward.lines.append(f"{_INDENT}{_stack(stack)} = []")
     for stack in sorted(saved_slices):
         forward.lines.append(f"{_INDENT}{_slices(stack)} = []")
-    saved_all = _Saved(saved, saved_slices, adjoint.referenced)
+    saved_all = _Saved(saved, saved_slices, adjoint.referenced, adjoint.saved)
     _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",
@@ -224,9 +224,9 @@ def function_source(program, adjoint, mode, name, single):
 class _Saved:
     """Which names' overwritten values are pushed: whole (`in`), or elements (`slices`)."""
 
-    def __init__(self, whole, slices, needed=()):
+    def __init__(self, whole, slices, needed=(), restored=()):
         self.whole, self.slices, self.needed = whole, slices, needed
-        self.referenced = needed
+        self.restored = restored        # every name a restore of the adjoint sweep is kept for
 
     def __contains__(self, name):
         return name in self.whole

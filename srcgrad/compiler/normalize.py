@@ -133,6 +133,8 @@ class _Scope:
         self.env = env              # user name -> gast atom (Name of its SSA binding, or literal)
         self.is_top = is_top
         self.loop_users = set()     # user names active somewhere in the enclosing loops
+        self.own = {a.id for a in env.values() if isinstance(a, gast.Name)} if is_top else set()
+        self.phi = {}               # user name -> the one name both branches of an `if` bind
 
 
 def normalize(parsed, wrt, kinds):
@@ -159,6 +161,7 @@ class _Normalizer:
         self.kinds = kinds
         self.aliases = {}              # name -> the set of names that may share its memory
         self.setitems = []
+        self.same_statement = {}       # values computed by the current statement, for reuse
         self.lists = set()             # names holding lists (or tuples) of values
         self.copied = set()            # arguments already copied before a write into them
         self.guards = {}               # (function, global name) -> the object it named
@@ -255,6 +258,7 @@ class _Normalizer:
     def body(self, stmts, final, target=None):
         for i, stmt in enumerate(stmts):
             self.origin = Origin(self.scope.parsed, stmt, not self.scope.is_top)
+            self.same_statement = {}
             if isinstance(stmt, gast.Return):
                 if i != len(stmts) - 1 or not final:
                     raise self.error(stmt, "cannot differentiate an early `return` yet: "
@@ -314,15 +318,59 @@ class _Normalizer:
         item = IfItem(self.condition(stmt.test), [], [], self.origin)
         self.block.append(item)
         self.branches(item, lambda: self.nested(item.body, stmt.body),
-                      lambda: self.nested(item.orelse, stmt.orelse))
+                      lambda: self.nested(item.orelse, stmt.orelse),
+                      _stored_names(stmt.body + stmt.orelse))
 
-    def branches(self, item, first, second):
-        """Normalize both branches of `item`; a name bound in one is not bound in the other."""
-        before = set(self.bound)
-        first()
-        after_first, self.bound = self.bound, set(before)
-        second()
-        self.bound |= after_first
+    def branches(self, item, first, second, assigned=()):
+        """Normalize both branches of `item`. Each starts from the names bound before it; a
+        variable either branch assigns gets one name in both (a branch that leaves it alone
+        copies the old value into that name), so after the `if` it has a single name."""
+        scope = self.scope
+        phi = {}
+        for user in assigned:
+            current = scope.env.get(user)
+            if user in scope.phi:                    # an `if` inside a branch of another
+                phi[user] = scope.phi[user]
+            elif isinstance(current, gast.Name) and current.id in self.known and current.id in scope.own:
+                phi[user] = current.id
+            else:
+                phi[user] = self.names.bind_user(user)
+                scope.own.add(phi[user])
+            self.mutable.add(phi[user])
+        saved_phi, scope.phi = scope.phi, {**scope.phi, **phi}
+        env_before, bound_before = dict(scope.env), set(self.bound)
+        results = []
+        try:
+            for items, run in ((item.body, first), (item.orelse, second)):
+                scope.env.clear()
+                scope.env.update(env_before)
+                self.bound = set(bound_before)
+                run()
+                results.append((items, dict(scope.env), self.bound))
+        finally:
+            scope.phi = saved_phi
+        scope.env.clear()
+        scope.env.update(env_before)
+        self.bound = bound_before
+        for items, env_after, bound_after in results:
+            self.bound |= bound_after
+            for user, name_ in phi.items():
+                old = env_before.get(user)
+                if nodes.is_name(env_after.get(user), name_) or old is None or nodes.is_name(old, name_):
+                    continue
+                saved_block, self.block = self.block, items   # this branch keeps the old value
+                try:
+                    self.bind_copy(name_, old)
+                finally:
+                    self.block = saved_block
+        for user, name_ in phi.items():
+            scope.env[user] = nodes.name(name_)
+
+    def bind_copy(self, name_, atom):
+        if isinstance(atom, gast.Name) and self.is_active_name(atom.id):
+            self.op(name_, rules.lookup(identity), [atom], {}, atom, None)
+        else:
+            self.emit(Step(name_, atom, self.origin))
 
     def expr_IfExp(self, node, target):
         target = target or self.names.fresh("choice")
@@ -364,6 +412,16 @@ class _Normalizer:
         return found
 
     def loop(self, kind, target, source, stmt, body_stmts, test=None):
+        scope = self.scope
+        for user in _stored_names(body_stmts):
+            current = scope.env.get(user)
+            if isinstance(current, gast.Name) and current.id not in scope.own and \
+                    not (target is not None and user in nodes.names_in(target)):
+                # the loop overwrites the variable: give it a name of this scope first
+                name_ = self.names.bind_user(user)
+                scope.own.add(name_)
+                self.bind_copy(name_, current)
+                scope.env[user] = nodes.name(name_)
         item = LoopItem(kind, target, source, [], self.origin, test=test,
                         bound_before=set(self.bound))
         found = self.enter_loop(body_stmts)
@@ -529,6 +587,7 @@ class _Normalizer:
         self.lists.add(atom.id)
         if active:
             self.active.add(atom.id)
+        self.same_statement = {}
         self.block.append(Append(atom.id, value, self.origin, active or self.is_active_name(atom.id)))
 
     def stmt_Assert(self, stmt):
@@ -591,6 +650,14 @@ class _Normalizer:
             self.emit(Step(ssa, atom, self.origin))
         self.scope.env[user] = nodes.name(ssa)
 
+    def held(self, atom):
+        """A fresh copy of `atom`'s value, kept before its name is overwritten."""
+        temp = self.names.fresh(f"old_{atom.id}")
+        if self.is_active_name(atom.id):
+            return self.op(temp, rules.lookup(identity), [atom], {}, atom, None)
+        self.emit(Step(temp, atom, self.origin))
+        return nodes.name(temp)
+
     def is_active_name(self, ssa):
         return not self.nograd and ssa in self.active
 
@@ -624,11 +691,15 @@ class _Normalizer:
     def bind(self, user):
         """The name a new binding of the user's variable gets: fresh (SSA) in straight-line
         code; inside loops and branches, the variable's current name (it is overwritten)."""
+        if user in self.scope.phi:
+            return self.scope.phi[user]
         current = self.scope.env.get(user)
-        if self.compound and isinstance(current, gast.Name) and current.id in self.known:
+        if self.compound and isinstance(current, gast.Name) and current.id in self.known \
+                and current.id in self.scope.own:
             self.mutable.add(current.id)
             return current.id
         name = self.names.bind_user(user)
+        self.scope.own.add(name)
         if self.compound:
             self.mutable.add(name)
         return name
@@ -650,6 +721,10 @@ class _Normalizer:
             if isinstance(value, (gast.Tuple, gast.List)) and len(value.elts) == len(target.elts) \
                     and all(isinstance(t, gast.Name) for t in target.elts):
                 atoms = [self.operand(v) for v in value.elts]
+                bound = {self.scope.env[t.id].id for t in target.elts
+                         if isinstance(self.scope.env.get(t.id), gast.Name)}
+                atoms = [self.held(a) if isinstance(a, gast.Name) and a.id in bound else a
+                         for a in atoms]           # `a, b = b, a` overwriting in place
                 for t, a in zip(target.elts, atoms):
                     self.bind_atom(t.id, a)
                 return None
@@ -716,6 +791,7 @@ class _Normalizer:
             index = nodes.name(held)
         self.mutable.add(current.id)
         self.block.append(SaveItem(current.id, index))
+        self.same_statement = {}                   # what was read before the write is stale
         item = SetItem(current.id, index, value_atom, self.origin, active)
         self.block.append(item)
         self.setitems.append(item)
@@ -827,9 +903,13 @@ class _Normalizer:
                 and not self.updates_in_place(rule, operands, target):
             temp = self.op(None, rule, operands, keywords, value, node)
             return self.op(target, rules.lookup(identity), [temp], {}, temp, node)
+        key = (rule.name, nodes.to_source(value))
+        if target is None and key in self.same_statement:   # `x[k] * x[k]`: read x[k] once
+            return self.same_statement[key]
         target = target or self.names.fresh(describe(value))
         self.emit(Step(target, value, self.origin, rule=rule, operands=operands,
                        keywords=keywords, active=True))
+        self.same_statement[key] = nodes.name(target)
         self.active.add(target)
         return nodes.name(target)
 
@@ -999,7 +1079,8 @@ class _Normalizer:
         self.scope = _Scope(parsed, env, False)
         self.inlining.append(callee)
         try:
-            outputs, is_tuple, _ = self.body(parsed.node.body, final=True, target=target)
+            outputs, is_tuple, _ = self.body(self.lower_returns(parsed.node.body), final=True,
+                                             target=target)
         finally:
             self.scope, self.origin = saved_scope, saved_origin
             self.inlining.pop()
@@ -1051,6 +1132,16 @@ def _is_append(node):
     return isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute) \
         and node.func.attr == "append" and isinstance(node.func.value, gast.Name) \
         and len(node.args) == 1 and not node.keywords
+
+
+def _stored_names(stmts):
+    """User names the statements assign (not inside nested functions)."""
+    found = []
+    for stmt in stmts:
+        for node in _walk_own(stmt):
+            for names, _ in _assignments(node):
+                found += [n for n in names if n not in found]
+    return found
 
 
 def _walk_own(node):

@@ -107,8 +107,8 @@ class _Reverse:
         seed_params = self.seed(outputs)
         self.block(self.p.body)
         grads = [self.final_gradient(w) for w in self.wrt]
-        referenced = self.saved_names()
-        return Adjoint(self.out, grads, seed_params, referenced - self.recomputed, referenced)
+        referenced = set().union(*[self.reads_of(line) for line in _flatten(self.out)])
+        return Adjoint(self.out, grads, seed_params, self.saved_names() - self.recomputed, referenced)
 
     def needed_names(self, outputs):
         needed = {o.id for o in outputs}
@@ -528,23 +528,47 @@ class _Reverse:
         self.out.append(line)
 
     def saved_names(self):
-        """Names the adjoint sweep reads (so their overwritten values must be restored)."""
-        found = set()
+        """Names whose earlier values the adjoint sweep reads after restoring them: a restore
+        (`h = h_stack.pop()`) is needed only if `h` is read later in the sweep, or anywhere in
+        a loop around the restore (the next backward iteration reads it)."""
+        flat = []                                   # (line, loops around it)
 
-        def visit(lines):
+        def visit(lines, loops):
             for line in lines:
                 if isinstance(line, Block):
-                    for part in line.header[1:]:
-                        found.update(nodes.names_in(part))
-                    visit(line.body)
-                    visit(line.orelse)
-                elif line.kind == "stmt":
-                    found.update(nodes.names_in(line.value.targets[0].slice))
-                elif line.kind in ("assign", "call", "recompute") and not _is_call(
-                        line.value, self.names.cells, runtime.scalar_seed):
-                    found.update(nodes.names_in(line.value))
-        visit(self.out)
-        return found
+                    inner = loops + (line,) if line.header[0] == "for" else loops
+                    flat.append((line, loops))
+                    visit(line.body, inner)
+                    visit(line.orelse, inner)
+                else:
+                    flat.append((line, loops))
+        visit(self.out, ())
+        reads = [self.reads_of(line) for line, _ in flat]
+        in_loop = {}
+        for (line, loops), names in zip(flat, reads):
+            for loop in loops:
+                in_loop.setdefault(id(loop), set()).update(names)
+        later = set()
+        needed = set()
+        for (line, loops), names in reversed(list(zip(flat, reads))):
+            if not isinstance(line, Block) and line.kind in ("restore", "restore_slice", "restore_list"):
+                if line.target in later or any(line.target in in_loop.get(id(l), ()) for l in loops):
+                    needed.add(line.target)
+            later |= names
+        return needed
+
+    def reads_of(self, line):
+        """The forward names one line of the adjoint sweep reads."""
+        if isinstance(line, Block):
+            return set().union(*(nodes.names_in(part) for part in line.header[1:]))
+        if line.kind == "stmt":
+            return nodes.names_in(line.value.targets[0].slice)
+        if line.kind in ("restore_slice",):
+            return nodes.names_in(line.value)
+        if line.kind in ("assign", "call", "recompute") and not _is_call(
+                line.value, self.names.cells, runtime.scalar_seed):
+            return nodes.names_in(line.value)
+        return set()
 
     def cell(self, preferred, obj):
         return self.names.cell(preferred, obj)
@@ -612,6 +636,14 @@ def _loop_indices(items, loop, found=None):
             if hit is not None:
                 return hit
     return None
+
+
+def _flatten(lines):
+    for line in lines:
+        yield line
+        if isinstance(line, Block):
+            yield from _flatten(line.body)
+            yield from _flatten(line.orelse)
 
 
 def _has_code(lines):
