@@ -39,3 +39,16 @@ def test_user_rule_example_in_docs_works():
         np.testing.assert_allclose(module.loss(x), 1 / (1 + np.exp(-x)))
     finally:
         path.unlink()
+
+
+def test_control_flow_doc_shows_the_current_rnn_gradient():
+    import importlib.util
+    import numpy as np
+    path = ROOT / "examples" / "10_rnn_recurrence.py"
+    spec = importlib.util.spec_from_file_location("rnn_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    drnn = srcgrad.grad(module.rnn, wrt=("a", "b"))
+    text = srcgrad.source(drnn, 0.7, 0.4, np.array([0.5, -0.3, 0.8, 0.1]))
+    doc = (ROOT / "docs" / "control-flow.md").read_text()
+    assert text in re.findall(r"```python\n(.*?)```", doc, re.S)

@@ -67,7 +67,8 @@ def _forward(writer, items, saved):
         if isinstance(item, SaveItem) and item.index is not None:
             if item.name in saved.slices:
                 part = f"{item.name}[{_index(item.index)}]"
-                writer.line(None, f"{_slices(item.name)}.append({part}.copy())")
+                kept = part if item.name in saved.lists else f"{part}.copy()"
+                writer.line(None, f"{_slices(item.name)}.append({kept})")
         elif isinstance(item, SaveItem):
             if item.name in saved:
                 writer.line(None, f"{_stack(item.name)}.append({item.name})")
@@ -169,6 +170,21 @@ def _tuple_text(exprs):
     return texts[0] if len(texts) == 1 else "(" + ", ".join(texts) + ")"
 
 
+def _rebound(lines, saved):
+    """Forward names the adjoint sweep assigns (restored, recomputed, loop indices)."""
+    found = set()
+    for line in lines:
+        if isinstance(line, Block):
+            if line.header[0] == "for":
+                found |= nodes.names_in(line.header[1]) - {"_"}
+            found |= _rebound(line.body, saved) | _rebound(line.orelse, saved)
+        elif line.kind == "restore" and line.target in saved:
+            found.add(line.target)
+        elif line.kind == "recompute" and line.target in saved.needed:
+            found.add(line.target)
+    return found
+
+
 def _stack(name):
     return f"{name}_stack"
 
@@ -192,7 +208,7 @@ def function_source(program, adjoint, mode, name, single):
         forward.lines.append(f"{_INDENT}{_stack(stack)} = []")
     for stack in sorted(saved_slices):
         forward.lines.append(f"{_INDENT}{_slices(stack)} = []")
-    saved_all = _Saved(saved, saved_slices, adjoint.referenced, adjoint.saved)
+    saved_all = _Saved(saved, saved_slices, adjoint.referenced, adjoint.saved, program.lists)
     _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",
@@ -212,8 +228,9 @@ def function_source(program, adjoint, mode, name, single):
                  f'(vector-Jacobian product) with respect to {wrt}."""']
         lines += forward.lines
         lines += ["", f"{_INDENT}def {pullback}({', '.join(adjoint.seed_params)}):"]
-        if saved:
-            lines.append(f"{_INDENT * 2}nonlocal {', '.join(sorted(saved))}")
+        rebound = _rebound(adjoint.lines, saved_all)
+        if rebound:
+            lines.append(f"{_INDENT * 2}nonlocal {', '.join(sorted(rebound))}")
         backward = _Writer(_INDENT * 2)
         _backward(backward, adjoint.lines, saved_all)
         lines += backward.lines
@@ -224,8 +241,8 @@ def function_source(program, adjoint, mode, name, single):
 class _Saved:
     """Which names' overwritten values are pushed: whole (`in`), or elements (`slices`)."""
 
-    def __init__(self, whole, slices, needed=(), restored=()):
-        self.whole, self.slices, self.needed = whole, slices, needed
+    def __init__(self, whole, slices, needed=(), restored=(), lists=()):
+        self.whole, self.slices, self.needed, self.lists = whole, slices, needed, lists
         self.restored = restored        # every name a restore of the adjoint sweep is kept for
 
     def __contains__(self, name):

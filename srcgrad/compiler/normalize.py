@@ -191,6 +191,8 @@ class _Normalizer:
         self.block.append(step)
         self.steps.append(step)
         self.link_aliases(step)
+        if target is not None and isinstance(step.value, (gast.List, gast.Tuple)):
+            self.lists.add(target)
         if target is not None:
             self.bound.add(target)
             self.known.add(target)
@@ -471,6 +473,10 @@ class _Normalizer:
         """`for row in X` over a differentiated array X: `for i in range(len(X)): row = X[i]`."""
         pairs, index_user, reverse = self.loop_pairs(stmt.target, stmt.iter)
         sequences = [self.operand(seq) for _, seq in pairs]
+        stored = set(_stored_names(list(stmt.body))) | {n for part, _ in pairs for n in nodes.names_in(part)}
+        rebound = {a.id for u, a in self.scope.env.items() if isinstance(a, gast.Name) and u in stored}
+        sequences = [self.held(seq) if isinstance(seq, gast.Name) and seq.id in rebound else seq
+                     for seq in sequences]     # `for v in x: x = ...` loops over the old x
         lengths = [nodes.call("len", [s]) for s in sequences]
         length = lengths[0] if len(lengths) == 1 else nodes.call("min", lengths)
         if reverse:
@@ -770,6 +776,10 @@ class _Normalizer:
             raise self.error(stmt, f"`{user}` may share memory with another array here, so "
                                    "writing into it would change both; copy it first "
                                    f"(`{user} = {user}.copy()`)")
+        maker = next((s for s in reversed(self.steps) if s.target == current.id), None)
+        if maker is not None and isinstance(maker.value, (gast.Dict, gast.Set)):
+            raise self.error(stmt, "cannot differentiate writing into a dict or set; keep "
+                                   "differentiated values in arrays, lists or variables")
         value_atom = self.operand(value)
         if (current.id in self.params and current.id not in self.copied) or self.is_view(current.id):
             # never write into the caller's array (or through a view into another one)
@@ -1120,11 +1130,13 @@ def _flag(name_, value, where):
 
 def _walk_loop_body(stmts):
     """The nodes of a loop body that belong to this loop (not to loops or functions inside)."""
+    nested = (gast.For, gast.While, gast.FunctionDef, gast.AsyncFunctionDef, gast.Lambda, gast.ClassDef)
     for stmt in stmts:
         yield stmt
+        if isinstance(stmt, nested):
+            continue
         for child in gast.iter_child_nodes(stmt):
-            if not isinstance(child, (gast.For, gast.While, gast.FunctionDef, gast.AsyncFunctionDef,
-                                      gast.Lambda, gast.ClassDef)):
+            if not isinstance(child, nested):
                 yield from _walk_loop_body([child])
 
 
@@ -1147,9 +1159,10 @@ def _stored_names(stmts):
 def _walk_own(node):
     """Like gast.walk, but not into nested function or class definitions."""
     yield node
+    if isinstance(node, (gast.FunctionDef, gast.AsyncFunctionDef, gast.Lambda, gast.ClassDef)):
+        return
     for child in gast.iter_child_nodes(node):
-        if not isinstance(child, (gast.FunctionDef, gast.AsyncFunctionDef, gast.Lambda, gast.ClassDef)):
-            yield from _walk_own(child)
+        yield from _walk_own(child)
 
 
 def _assignments(node):

@@ -104,6 +104,8 @@ class _Reverse:
                 for name_ in {n for _, n in self.contributions(step)}:
                     if name_ in self.summed:
                         self.pending[name_] += 1
+        self.bound_before = {}
+        _record_bound(self.p.body, set(self.p.params), self.bound_before)
         seed_params = self.seed(outputs)
         self.block(self.p.body)
         grads = [self.final_gradient(w) for w in self.wrt]
@@ -198,7 +200,14 @@ class _Reverse:
                 self.adj[name_] = expr.id     # the pullback's parameter is the adjoint itself
                 self.live.add(name_)
                 continue
-            self.deliver(origin, name_, expr, counted=False)
+            if name_ in self.summed:
+                self.pending[name_] += 1
+                self.contribs[name_].append(expr)
+            else:
+                self.deliver(origin, name_, expr, counted=False)
+        for name_, _ in seeds:
+            if name_ in self.summed and name_ in self.pending:
+                self.done(origin, name_)
         return [param]
 
     def final_gradient(self, w):
@@ -260,7 +269,9 @@ class _Reverse:
             target = nodes.name(self.adjoint_name(array))
             part = nodes.subscript(target, item.index)
             for _, name_ in self.contributions(item):
-                if self.element_is_scalar(item) and self.p.shapes.get(name_) == SCALAR:
+                if array in self.p.lists:
+                    share = part                  # a list element: replaced below, not changed
+                elif self.element_is_scalar(item) and self.p.shapes.get(name_) == SCALAR:
                     share = part                  # one number: nothing to copy or sum
                 else:
                     share = nodes.call(self.cell("unbroadcast", runtime.unbroadcast),
@@ -327,9 +338,11 @@ class _Reverse:
             self.block(items)
             branches.append((self.out, self.live))
         merged = branches[0][1] | branches[1][1]
-        for lines, live_here in branches:
+        for (lines, live_here), arm in zip(branches, (item.body, item.orelse)):
+            defined = {s.target for s in walk_steps(arm) if isinstance(s, Step)}
+            bound = self.bound_before[id(item)] | defined
             for name_ in sorted(merged - live_here):
-                lines.append(self.zeros_line(item.origin, name_))
+                lines.append(self.zeros_line(item.origin, name_, bound))
         self.out, self.live = outer, merged
         body, orelse = branches[0][0], branches[1][0]
         if _has_code(body) or _has_code(orelse):
@@ -342,8 +355,9 @@ class _Reverse:
         carried = {n for n in defined if n in self.needed and n in self.p.mutable
                    and self.names.is_user(n) and (n in _exposed(item.body) or n in self.read_outside(item))}
         live_across = (received - defined) | carried
+        bound = self.bound_before[id(item)]
         for name_ in sorted(live_across - self.live):
-            self.emit(self.zeros_line(item.origin, name_))
+            self.emit(self.zeros_line(item.origin, name_, bound))
         self.live |= live_across
         written = {s.array for s in walk_steps(item.body) if isinstance(s, SetItem)} & self.live
         for name_ in sorted(written - self.owned):
@@ -353,7 +367,7 @@ class _Reverse:
         self.out = self.recomputed_values(item, defined)
         self.block(item.body)
         for name_ in sorted(live_across - self.live):
-            self.out.append(self.zeros_line(item.origin, name_))
+            self.out.append(self.zeros_line(item.origin, name_, bound))
         for name_ in sorted((owned_at_start - self.owned) & written):
             self.own(item.origin, name_)
         body, self.out = self.out, outer
@@ -504,7 +518,12 @@ class _Reverse:
             return
         self.emit(Line(origin, self.adjoint_name(name_), total))
 
-    def zeros_line(self, origin, name_):
+    def zeros_line(self, origin, name_, bound=None):
+        """`d_v = zeros_like(v)`; `d_v = 0.0` where `v` may not be bound (then no path
+        through here defines `v`, and the zero only keeps the adjoint defined)."""
+        if bound is not None and name_ not in bound:
+            self.owned.discard(name_)
+            return Line(origin, self.adjoint_name(name_), nodes.const(0.0), kind="zeros")
         if self.p.shapes.get(name_) != SCALAR and not self.defined_in_loop(name_):
             self.owned.add(name_)
         return Line(origin, self.adjoint_name(name_),
@@ -636,6 +655,22 @@ def _loop_indices(items, loop, found=None):
             if hit is not None:
                 return hit
     return None
+
+
+def _record_bound(items, bound, found):
+    """For each if and loop: the names surely bound before it. Returns those after `items`."""
+    bound = set(bound)
+    for item in items:
+        if isinstance(item, Step) and item.target is not None:
+            bound.add(item.target)
+        elif isinstance(item, IfItem):
+            found[id(item)] = set(bound)
+            bound |= _record_bound(item.body, bound, found) & _record_bound(item.orelse, bound, found)
+        elif isinstance(item, LoopItem):
+            found[id(item)] = set(bound)
+            inner = set(bound) | (nodes.names_in(item.target) if item.target is not None else set())
+            _record_bound(item.body, inner, found)
+    return bound
 
 
 def _flatten(lines):
