@@ -77,20 +77,29 @@ def _wrt_names(fn, wrt):
     return tuple(names), not isinstance(wrt, tuple)
 
 
-def _kinds(params, args):
-    """Each positional argument's kind: SCALAR, or a symbol shared by equal shapes."""
-    kinds, shapes = {}, {}
-    for name, value in zip(params, args):
-        if isinstance(value, (float, int, np.generic)):
-            kinds[name] = SCALAR
-        elif isinstance(value, np.ndarray):
-            kinds[name] = SCALAR if value.ndim == 0 else \
-                shapes.setdefault(value.shape, ("array", len(shapes), value.ndim))
-    return kinds
+def _key(args):
+    """What the compiled code depends on in the positional arguments: which are scalars,
+    and which arrays share a shape (their number of dimensions included)."""
+    key, shapes = [], None
+    for value in args:
+        kind = type(value)
+        if kind is float or kind is int:
+            key.append(SCALAR)
+        elif kind is np.ndarray and value.ndim:
+            if shapes is None:
+                shapes = {}
+            key.append(shapes.setdefault(value.shape, ("array", len(shapes), value.ndim)))
+        elif kind is np.ndarray or isinstance(value, (float, int, np.generic)):
+            key.append(SCALAR)
+        else:
+            key.append(None)
+    return tuple(key)
 
 
 def _like(d, x):
     """The gradient `d` given the type, dtype and shape of its argument `x`."""
+    if type(x) is float:
+        return d if type(d) is float else float(d)
     if isinstance(x, np.generic):
         return x.dtype.type(d) if np.issubdtype(x.dtype, np.inexact) else np.float64(d)
     if isinstance(x, (float, int)) and not isinstance(x, bool):
@@ -117,28 +126,32 @@ class _Differentiated:
         self.wrt, self.single = _wrt_names(fn, wrt)
         self.mode = mode
         self.params = _params(fn)
+        self.wrt_index = [self.params.index(name) for name in self.wrt]
         self._compiled = {}
         self.last = None
         functools.update_wrapper(self, fn)
 
     def compiled(self, args):
-        kinds = _kinds(self.params, args)
-        for name in self.wrt:
-            i = self.params.index(name)
-            if i < len(args) and name not in kinds:
-                _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
-        key = tuple(kinds.get(p) for p in self.params)
+        key = _key(args)
         found = self._compiled.get(key)
         if found is None or (found.guards and not found.still_valid()):
-            found = self._compiled[key] = compile_gradient(
-                self.fn, self.wrt, "vjp" if self.mode == "vjp" else "grad", kinds, self.single)
+            found = self._compile(key, args)
         self.last = found
+        return found
+
+    def _compile(self, key, args):
+        for name in self.wrt:
+            i = self.params.index(name)
+            if i < len(args) and key[i] is None:
+                _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
+        kinds = {p: k for p, k in zip(self.params, key) if k is not None}
+        found = self._compiled[key] = compile_gradient(
+            self.fn, self.wrt, "vjp" if self.mode == "vjp" else "grad", kinds, self.single)
         return found
 
     def wrt_values(self, args, kwargs):
         values = []
-        for name in self.wrt:
-            i = self.params.index(name)
+        for name, i in zip(self.wrt, self.wrt_index):
             if i < len(args):
                 values.append(args[i])
             elif name in kwargs:

@@ -136,6 +136,8 @@ def reduced_size(x, axis=None):
 
 def scalar_seed(y):
     """The seed 1.0 for the gradient of a scalar `y`; an error for any other."""
+    if type(y) is float or type(y) is np.float64:
+        return 1.0
     if np.size(y) == 1:
         return 1.0 if np.ndim(y) == 0 else np.ones_like(y, dtype=np.result_type(y, float))
     raise NonScalarOutputError(

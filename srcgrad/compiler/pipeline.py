@@ -13,6 +13,9 @@ from .parse import lookup_global, parse_function
 from .reverse import reverse
 
 
+_MISSING = object()
+
+
 @dataclass(eq=False)
 class Compiled:
     function: object     # the generated function
@@ -27,7 +30,16 @@ class Compiled:
 
     def still_valid(self):
         """Whether every global the compiled code resolved still names the same object."""
-        return all(lookup_global(fn, name) is obj for fn, name, obj in self.guards)
+        for fn, name, obj in self.guards:
+            if name in fn.__code__.co_freevars:
+                if lookup_global(fn, name) is obj:
+                    continue
+                return False
+            found = fn.__globals__.get(name, _MISSING)
+            if found is obj or (found is _MISSING and lookup_global(fn, name) is obj):
+                continue
+            return False
+        return True
 
 
 def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
