@@ -227,7 +227,7 @@ def vjp(f, *args, wrt=0, **kwargs):
             raise SrcgradError("this pullback restores values its loops saved, so it can be "
                                "called once: call srcgrad.vjp again for another seed")
         calls.append(1)
-        grads = d.finish(pullback(seed), args, kwargs)
+        grads = d.finish(pullback(_spread(seed, value)), args, kwargs)
         return _unshared(grads, seed)
 
     finished_pullback.srcgrad = d
@@ -243,6 +243,15 @@ def _unshared(grads, seed):
     def own(g):
         return g.copy() if isinstance(g, np.ndarray) and any(np.shares_memory(g, s) for s in seeds) else g
     return tuple(own(g) for g in grads) if isinstance(grads, tuple) else own(grads)
+
+
+def _spread(seed, value):
+    """A scalar seed for an array output means that number for every element."""
+    if isinstance(value, tuple):
+        return tuple(_spread(s, v) for s, v in zip(seed, value))
+    if np.ndim(seed) == 0 and np.ndim(value) > 0:
+        return np.full(np.shape(value), seed, dtype=np.result_type(seed, float))
+    return seed
 
 
 def _check_seed(seed, value):

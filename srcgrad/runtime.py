@@ -19,6 +19,8 @@ def unbroadcast(grad, like):
     if np.shape(grad) == shape:
         return grad
     grad = np.asarray(grad)
+    if grad.ndim < len(shape):                 # a size-1 output seeded with a scalar
+        return np.broadcast_to(grad, shape)
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))

@@ -983,11 +983,7 @@ def test_vjp_of_a_value_returned_twice_and_used_elsewhere():
     np.testing.assert_allclose(pullback((np.ones(1), np.ones(1), 2.0 * np.ones(1))), [12.0])
 
 
-@pytest.mark.xfail(strict=True, raises=srcgrad.SrcgradError, reason=(
-    "BUG: vjp's pullback accepts a 0-d seed for a non-scalar output (_check_seed lets "
-    "ndim 0 through) but the generated pullback never broadcasts it: "
-    "SrcgradError 'internal error: a gradient of shape () for an argument of shape (2,)'"))
-def test_bug_vjp_scalar_seed_for_an_array_output():
+def test_vjp_scalar_seed_for_an_array_output():
     f = make_function("def f(x, s):\n    return x + s\n")
     value, pullback = srcgrad.vjp(f, np.array([0.3, 0.4]), 0.5, wrt=(0, 1))
     dx, ds = pullback(2.0)
@@ -995,10 +991,6 @@ def test_bug_vjp_scalar_seed_for_an_array_output():
     assert ds == pytest.approx(4.0)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "BUG: runtime.unbroadcast(g, like) with a 0-d g and a size-1 `like` of ndim >= 1 "
-    "raises IndexError at `grad.shape[i]` before it reaches its own 'size-1 output seeded "
-    "with a scalar' broadcast_to fallback"))
 @pytest.mark.parametrize("shape", [(1,), (1, 1)])
 def test_bug_unbroadcast_of_a_scalar_seed_to_a_size_one_shape(shape):
     np.testing.assert_array_equal(unbroadcast(2.5, np.zeros(shape)), np.full(shape, 2.5))
