@@ -992,5 +992,5 @@ def test_vjp_scalar_seed_for_an_array_output():
 
 
 @pytest.mark.parametrize("shape", [(1,), (1, 1)])
-def test_bug_unbroadcast_of_a_scalar_seed_to_a_size_one_shape(shape):
+def test_unbroadcast_of_a_scalar_seed_to_a_size_one_shape(shape):
     np.testing.assert_array_equal(unbroadcast(2.5, np.zeros(shape)), np.full(shape, 2.5))
