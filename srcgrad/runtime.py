@@ -9,13 +9,17 @@ from .errors import NonScalarOutputError
 
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
            "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "writable",
-           "add_lists", "array_adjoint", "sum_adjoint", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
+           "add_lists", "array_adjoint", "sum_adjoint", "sum_to_shape", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
            "unstack", "reverse_cumsum"]
 
 
 def unbroadcast(grad, like):
     """Sum `grad` back to the shape of `like` (undo numpy broadcasting)."""
-    shape = np.shape(like)
+    return sum_to_shape(grad, np.shape(like))
+
+
+def sum_to_shape(grad, shape):
+    """Sum `grad` back to `shape`: the adjoint of broadcasting a value of that shape."""
     if np.shape(grad) == shape:
         return grad
     grad = np.asarray(grad)
@@ -27,7 +31,7 @@ def unbroadcast(grad, like):
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    if grad.shape != shape:  # a size-1 output seeded with a scalar
+    if grad.shape != shape:
         grad = np.broadcast_to(grad, shape)
     return grad
 

@@ -11,6 +11,7 @@ import linecache
 import types
 
 import gast
+import numpy as np
 
 from . import nodes
 from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
@@ -72,6 +73,8 @@ def _forward(writer, items, saved):
         elif isinstance(item, SaveItem):
             if item.name in saved:
                 writer.line(None, f"{_stack(item.name)}.append({item.name})")
+            elif item.name in saved.shapes:
+                writer.line(None, f"{_stack(item.name + '_shape')}.append({saved.np}.shape({item.name}))")
         elif isinstance(item, SetItem):
             writer.line(item.origin, f"{item.array}[{_index(item.index)}] = {nodes.to_source(item.value)}")
         elif isinstance(item, Append):
@@ -87,7 +90,7 @@ def _forward(writer, items, saved):
                 writer.nested("else:", None, lambda w, i=item: _forward(w, i.orelse, saved))
         else:
             for name in item.inits:
-                if name in saved:
+                if name in saved or name in saved.shapes:
                     writer.line(item.origin, f"{name} = None")
             if item.kind == "while":
                 writer.nested(f"while {nodes.to_source(item.test)}:", item.origin,
@@ -130,6 +133,9 @@ def _backward_text(line, saved):
     if isinstance(line, Block):
         return True
     if line.kind == "restore":
+        if line.target in saved.shapes:
+            shape = line.target + "_shape"
+            return f"{shape} = {_stack(shape)}.pop()"
         return f"{line.target} = {_stack(line.target)}.pop()" if line.target in saved else None
     if line.kind == "restore_list":
         return f"{line.target}.pop()" if line.target in saved.restored else None
@@ -208,7 +214,11 @@ def function_source(program, adjoint, mode, name, single):
         forward.lines.append(f"{_INDENT}{_stack(stack)} = []")
     for stack in sorted(saved_slices):
         forward.lines.append(f"{_INDENT}{_slices(stack)} = []")
-    saved_all = _Saved(saved, saved_slices, adjoint.referenced, adjoint.saved, program.lists)
+    saved_shapes = set(adjoint.saved_shapes) & _saved_candidates(program.body)
+    for stack in sorted(saved_shapes):
+        forward.lines.append(f"{_INDENT}{_stack(stack + '_shape')} = []")
+    saved_all = _Saved(saved, saved_slices, adjoint.referenced, adjoint.saved, program.lists,
+                       saved_shapes, program.names.cell("np", np))
     _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",
@@ -241,8 +251,9 @@ def function_source(program, adjoint, mode, name, single):
 class _Saved:
     """Which names' overwritten values are pushed: whole (`in`), or elements (`slices`)."""
 
-    def __init__(self, whole, slices, needed=(), restored=(), lists=()):
+    def __init__(self, whole, slices, needed=(), restored=(), lists=(), shapes=(), np_name="np"):
         self.whole, self.slices, self.needed, self.lists = whole, slices, needed, lists
+        self.shapes, self.np = shapes, np_name
         self.restored = restored        # every name a restore of the adjoint sweep is kept for
 
     def __contains__(self, name):

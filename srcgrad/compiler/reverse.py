@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import gast
+import numpy as np
 
 from . import nodes
 from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
@@ -56,6 +57,7 @@ class Adjoint:
     seed_params: list             # vjp mode: the pullback's parameters
     saved: set                    # names whose overwritten values must be saved
     referenced: set = frozenset() # names the adjoint sweep reads
+    saved_shapes: set = frozenset()  # names whose shapes (not values) are saved
 
 
 def reverse(program, wrt, mode):
@@ -86,6 +88,7 @@ class _Reverse:
         self.live = set()                  # accumulated names whose adjoint is not zero
         self.owned = set()                 # ... whose adjoint is an array no other name holds
         self.recomputed = set()            # loop values recomputed in the adjoint, not saved
+        self.shape_refs = []               # `unbroadcast(g, v)` calls: they read v's shape only
         self.out = []                      # where lines go now
 
     # ---- analysis
@@ -105,12 +108,15 @@ class _Reverse:
                     if name_ in self.summed:
                         self.pending[name_] += 1
         self.bound_before = {}
-        _record_bound(self.p.body, set(self.p.params), self.bound_before)
+        self.bound_at_end = _record_bound(self.p.body, set(self.p.params), self.bound_before)
         seed_params = self.seed(outputs)
         self.block(self.p.body)
         grads = [self.final_gradient(w) for w in self.wrt]
-        referenced = set().union(*[self.reads_of(line) for line in _flatten(self.out)])
-        return Adjoint(self.out, grads, seed_params, self.saved_names() - self.recomputed, referenced)
+        saved = self.saved_names() - self.recomputed
+        skip = {id(c.args[1]) for c in self.shape_refs}
+        referenced = set().union(*[self.reads_of(line) | self.reads_of(line, skip, shapes=True)
+                                   for line in _flatten(self.out)])
+        return Adjoint(self.out, grads, seed_params, saved, referenced, self.saved_shapes)
 
     def needed_names(self, outputs):
         needed = {o.id for o in outputs}
@@ -429,6 +435,7 @@ class _Reverse:
             if self.p.shapes.get(operand.id) != step.shape \
                     and not (step.shape == SCALAR and self.p.shapes.get(operand.id) == SCALAR):
                 expr = nodes.call(self.cell("unbroadcast", runtime.unbroadcast), [expr, operand])
+                self.shape_refs.append(expr)      # reads only the shape of `operand`
         if element is not None:
             expr = nodes.subscript(expr, nodes.const(element))
         return expr
@@ -562,7 +569,17 @@ class _Reverse:
                 else:
                     flat.append((line, loops))
         visit(self.out, ())
-        reads = [self.reads_of(line) for line, _ in flat]
+        needed = self.restores_needed(flat, shapes=False)
+        shaped = self.restores_needed(flat, shapes=True) - needed - self.recomputed
+        needed |= shaped - self.bound_at_end       # may be unbound at the end: keep values
+        shaped &= self.bound_at_end
+        self.use_saved_shapes(shaped)
+        return needed
+
+    def restores_needed(self, flat, shapes):
+        """Names whose restores are read afterwards (by values, or by `shapes` only)."""
+        skip = {id(c.args[1]) for c in self.shape_refs}
+        reads = [self.reads_of(line, skip, shapes) for line, _ in flat]
         in_loop = {}
         for (line, loops), names in zip(flat, reads):
             for loop in loops:
@@ -576,18 +593,40 @@ class _Reverse:
             later |= names
         return needed
 
-    def reads_of(self, line):
-        """The forward names one line of the adjoint sweep reads."""
+    def reads_of(self, line, skip=(), shapes=False):
+        """The forward names one line of the adjoint sweep reads: their values, or (with
+        `shapes`) only the shapes `unbroadcast` reads, the nodes in `skip`."""
+        def names(node):
+            found = set()
+            for n in gast.walk(node):
+                if isinstance(n, gast.Name) and ((id(n) in skip) == shapes):
+                    found.add(n.id)
+            return found
         if isinstance(line, Block):
-            return set().union(*(nodes.names_in(part) for part in line.header[1:]))
+            return set() if shapes else set().union(*(nodes.names_in(part) for part in line.header[1:]))
         if line.kind == "stmt":
-            return nodes.names_in(line.value.targets[0].slice)
+            return set() if shapes else nodes.names_in(line.value.targets[0].slice)
         if line.kind in ("restore_slice",):
-            return nodes.names_in(line.value)
+            return set() if shapes else nodes.names_in(line.value)
         if line.kind in ("assign", "call", "recompute") and not _is_call(
                 line.value, self.names.cells, runtime.scalar_seed):
-            return nodes.names_in(line.value)
+            return names(line.value)
         return set()
+
+    def use_saved_shapes(self, shaped):
+        """For names whose values are read only for their shapes, save the shapes instead:
+        `unbroadcast(g, s)` becomes `sum_to_shape(g, s_shape)`."""
+        self.saved_shapes = set()
+        for call in self.shape_refs:
+            like = call.args[1]
+            if like.id in shaped:
+                call.func = nodes.name(self.cell("sum_to_shape", runtime.sum_to_shape))
+                call.args[1] = nodes.name(f"{like.id}_shape")
+                self.saved_shapes.add(like.id)
+        if self.saved_shapes:
+            shape = nodes.attribute(nodes.name(self.cell("np", np)), "shape")
+            self.out[:0] = [Line(None, f"{n}_shape", nodes.call(shape, [nodes.name(n)]), kind="shape")
+                            for n in sorted(self.saved_shapes)]
 
     def cell(self, preferred, obj):
         return self.names.cell(preferred, obj)
