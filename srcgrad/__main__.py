@@ -53,6 +53,20 @@ def demo(options):
     return 0
 
 
+def cache(options):
+    from . import diskcache
+    if options.action == "clear":
+        removed = diskcache.clear()
+        print(f"removed {removed} cached gradient{'s' if removed != 1 else ''} from "
+              f"{diskcache.directory()}")
+    else:
+        entries = list(diskcache.directory().glob("*.json")) if diskcache.directory().is_dir() else []
+        state = "on" if diskcache.enabled() else "off (SRCGRAD_CACHE=0)"
+        print(f"cache {state}: {diskcache.directory()} holds {len(entries)} gradient"
+              f"{'s' if len(entries) != 1 else ''}")
+    return 0
+
+
 def show(options):
     import srcgrad
     fn, module = load_function(options.target)
@@ -230,6 +244,10 @@ def parser():
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("demo", help="differentiate the tutorial's BCE loss and print the "
                         "generated gradient").set_defaults(run=demo)
+    cached = commands.add_parser("cache", help="where generated gradients are kept between "
+                                 "runs; `srcgrad cache clear` empties it")
+    cached.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
+    cached.set_defaults(run=cache)
     for name, run, text in [
             ("show", show, "print the generated gradient source of FILE.py:FUNCTION"),
             ("compare", compare, "compare source mode, tape mode and finite differences "

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import srcgrad
-from srcgrad.compare import Report
+from srcgrad.comparison import Report
 from srcgrad.demo import bce_loss
 
-compare_module = importlib.import_module("srcgrad.compare")  # srcgrad.compare is the function
+compare_module = importlib.import_module("srcgrad.comparison")
 
 
 @pytest.fixture(autouse=True)

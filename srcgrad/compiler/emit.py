@@ -272,15 +272,15 @@ def _saved_candidates(items, slices=False):
     return found
 
 
-def build(program, source, name):
-    """Compile `source` and return the live function (and its linecache filename)."""
-    fn = program.parsed.fn
+def build(fn, cells, source, name, where):
+    """Compile `source` (the function `name`) and return it live, with its linecache name.
+
+    `fn` is the user's function: the result reads its globals and closure cells; `cells`
+    maps the other names the source needs to the objects they stand for."""
     user_free = list(fn.__code__.co_freevars)
-    cells = program.names.cells
     factory_params = list(dict.fromkeys(list(cells) + user_free))
     indented = "".join(_INDENT + line + "\n" if line else "\n" for line in source.splitlines())
     text = f"def __srcgrad_factory__({', '.join(factory_params)}):\n{indented}"
-    where = f"{program.parsed.filename.rsplit('/', 1)[-1]}:{program.parsed.line_offset + 1}"
     filename = f"<srcgrad {name} of {where} #{next(_COUNTER)}>"
     code = compile(text, filename, "exec")
     factory = next(c for c in code.co_consts if isinstance(c, types.CodeType))
@@ -296,3 +296,8 @@ def build(program, source, name):
     lines = text.splitlines(keepends=True)
     linecache.cache[filename] = (len(text), None, lines, filename)
     return result, filename
+
+
+def where_defined(parsed):
+    """`model.py:12`: where the user's function starts, for the generated file's name."""
+    return f"{parsed.filename.rsplit('/', 1)[-1]}:{parsed.line_offset + 1}"

@@ -175,6 +175,7 @@ class _Normalizer:
         self.known = set(self.params)   # names bound anywhere so far
         self.nograd = 0
         self.inlining = [parsed.fn]
+        self.inlined = []              # every helper inlined (for the disk cache's checks)
         self.origin = None
 
     # ---- helpers
@@ -211,6 +212,7 @@ class _Normalizer:
         program.lists = self.lists
         program.shapes = infer_shapes(program, self.kinds)
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
+        program.inlined = self.inlined
         return program
 
     def lower_returns(self, stmts):
@@ -1088,6 +1090,8 @@ class _Normalizer:
         saved_scope, saved_origin = self.scope, self.origin
         self.scope = _Scope(parsed, env, False)
         self.inlining.append(callee)
+        if callee not in self.inlined:
+            self.inlined.append(callee)
         try:
             outputs, is_tuple, _ = self.body(self.lower_returns(parsed.node.body), final=True,
                                              target=target)

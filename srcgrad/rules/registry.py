@@ -29,6 +29,7 @@ __all__ = ["Rule", "partial", "vjp", "nondifferentiable", "lookup", "is_nondiffe
 _RULES = {}
 _NONDIFF = {}
 _METHODS = {}
+_VERSION = [0]       # bumped by every registration (the disk cache keys on it)
 
 
 @dataclass(eq=False)
@@ -86,6 +87,7 @@ def partial(primal, rule, *, name=None, domain=(), cases=None, notes=""):
                  uses_output=len(params) > 0 and params[-1] == "y",
                  domain=tuple(domain), cases=cases, notes=notes)
     _RULES[_key(primal)] = (primal, entry)
+    _bump(rule)
     return entry
 
 
@@ -98,6 +100,7 @@ def vjp(primal, *, name=None, domain=(), cases=None, notes=""):
         entry = Rule(primal, name or _display_name(primal), "vjp", rule, params,
                      uses_output=True, domain=tuple(domain), cases=cases, notes=notes)
         _RULES[_key(primal)] = (primal, entry)
+        _bump(rule)
         return rule
     return register
 
@@ -106,6 +109,21 @@ def nondifferentiable(*primals):
     """Declare functions whose output carries no gradient."""
     for fn in primals:
         _NONDIFF[_key(fn)] = fn
+        _bump(fn)
+
+
+def _bump(what):
+    import hashlib
+    code = getattr(what, "__code__", None)
+    consts = [c for c in code.co_consts if not hasattr(c, "co_code")] if code else None
+    text = repr((getattr(what, "__qualname__", None) or getattr(what, "__name__", "?"),
+                 code.co_code if code else None, consts))
+    _VERSION[0] = int(hashlib.sha256(f"{_VERSION[0]}:{text}".encode()).hexdigest()[:15], 16)
+
+
+def version():
+    """A number that changes whenever a rule is registered (with the rule's code)."""
+    return _VERSION[0]
 
 
 def method(name, primal, *, pack_varargs=False):
