@@ -101,6 +101,9 @@ def _like(d, x):
     if type(x) is float:
         return d if type(d) is float else float(d)
     if isinstance(x, np.generic):
+        if np.ndim(d) != 0:
+            raise SrcgradError(f"internal error: a gradient of shape {np.shape(d)} for a scalar "
+                               "argument; please report this")
         return x.dtype.type(d) if np.issubdtype(x.dtype, np.inexact) else np.float64(d)
     if isinstance(x, (float, int)) and not isinstance(x, bool):
         return float(d)

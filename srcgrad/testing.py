@@ -54,6 +54,12 @@ def check_grads(f, *args, wrt=0, rtol=1e-5, atol=1e-6, eps=1e-6, seed=None):
     params = list(f.__code__.co_varnames[:f.__code__.co_argcount])
     before = [np.copy(a) if isinstance(a, np.ndarray) else a for a in args]
     value, pullback = vjp(f, *args, wrt=tuple(names))
+    expected_value = f(*[np.copy(a) if isinstance(a, np.ndarray) else a for a in args])
+    for got_v, want_v in zip(value if isinstance(value, tuple) else (value,),
+                             expected_value if isinstance(expected_value, tuple) else (expected_value,)):
+        if not np.allclose(got_v, want_v, rtol=1e-10, atol=1e-12, equal_nan=True):
+            raise AssertionError(f"the value srcgrad computed, {got_v!r}, differs from "
+                                 f"{f.__name__}'s own, {want_v!r}")
     rng = np.random.default_rng(0)
     if seed is None and isinstance(value, tuple):
         seed = tuple(rng.normal(size=np.shape(v)) for v in value)

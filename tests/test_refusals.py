@@ -207,9 +207,10 @@ def r_unknown_keyword(x):
     return np.sum(x, where=x > 0)  # refuse-here
 
 
-def r_local_import(x):
+def local_import(x):
     import math as m
-    return m.exp(x)  # refuse-here
+    from numpy import sin
+    return m.exp(x) * sin(x)
 
 
 def r_del(x):
@@ -395,7 +396,6 @@ REFUSALS = [
     (r_floordiv, (np.ones(3),), 0, None),
     (r_active_index, (np.ones(3),), 0, None),
     (r_unknown_keyword, (np.ones(3),), 0, None),
-    (r_local_import, (0.5,), 0, None),
     (r_del, (0.5,), 0, None),
     (r_raise, (0.5,), 0, None),
     (r_no_return, (0.5,), 0, None),
@@ -752,3 +752,8 @@ def test_gradient_is_a_fresh_array():
         dc[...] = 99.0
         np.testing.assert_array_equal(x, x0)
         np.testing.assert_array_equal(c, c0)
+
+
+def test_a_local_import_is_resolved_like_a_global():
+    g = srcgrad.testing.check_grads(local_import, 0.5)
+    assert g == pytest.approx(math.exp(0.5) * (math.sin(0.5) + math.cos(0.5)))

@@ -69,12 +69,12 @@ def _forward(writer, items, saved):
             if item.name in saved.slices:
                 part = f"{item.name}[{_index(item.index)}]"
                 kept = part if item.name in saved.lists else f"{part}.copy()"
-                writer.line(None, f"{_slices(item.name)}.append({kept})")
+                writer.line(None, f"{saved.stack('slices', item.name)}.append({kept})")
         elif isinstance(item, SaveItem):
             if item.name in saved:
-                writer.line(None, f"{_stack(item.name)}.append({item.name})")
+                writer.line(None, f"{saved.stack('value', item.name)}.append({item.name})")
             elif item.name in saved.shapes:
-                writer.line(None, f"{_stack(item.name + '_shape')}.append({saved.np}.shape({item.name}))")
+                writer.line(None, f"{saved.stack('shape', item.name)}.append({saved.np}.shape({item.name}))")
         elif isinstance(item, SetItem):
             writer.line(item.origin, f"{item.array}[{_index(item.index)}] = {nodes.to_source(item.value)}")
         elif isinstance(item, Append):
@@ -114,11 +114,19 @@ def _index(index):
 def _backward(writer, lines, saved):
     for line in lines:
         if isinstance(line, Block):
+            if not _emits(line, saved):
+                continue                     # nothing left in it once unneeded restores go
             if line.header[0] == "if":
-                writer.nested(f"if {nodes.to_source(line.header[1])}:", line.origin,
-                              lambda w, b=line: _backward(w, b.body, saved))
-                if any(_backward_text(x, saved) for x in line.orelse):
-                    writer.nested("else:", None, lambda w, b=line: _backward(w, b.orelse, saved))
+                has_body = any(_emits(x, saved) for x in line.body)
+                test = nodes.to_source(line.header[1])
+                if has_body:
+                    writer.nested(f"if {test}:", line.origin,
+                                  lambda w, b=line: _backward(w, b.body, saved))
+                    if any(_emits(x, saved) for x in line.orelse):
+                        writer.nested("else:", None, lambda w, b=line: _backward(w, b.orelse, saved))
+                else:
+                    writer.nested(f"if not {_parenthesized(line.header[1])}:", line.origin,
+                                  lambda w, b=line: _backward(w, b.orelse, saved))
             else:
                 target, iterable = line.header[1], line.header[2]
                 writer.nested(f"for {nodes.to_source(target)} in {nodes.to_source(iterable)}:",
@@ -129,20 +137,31 @@ def _backward(writer, lines, saved):
                 writer.line(line.origin, text)
 
 
+def _emits(line, saved):
+    """Whether `line` (a Line or a Block) writes anything."""
+    if isinstance(line, Block):
+        return any(_emits(x, saved) for x in line.body) or any(_emits(x, saved) for x in line.orelse)
+    return bool(_backward_text(line, saved))
+
+
+def _parenthesized(expr):
+    text = nodes.to_source(expr)
+    return text if isinstance(expr, (gast.Name, gast.Call, gast.Attribute, gast.Subscript)) else f"({text})"
+
+
 def _backward_text(line, saved):
     if isinstance(line, Block):
         return True
     if line.kind == "restore":
         if line.target in saved.shapes:
-            shape = line.target + "_shape"
-            return f"{shape} = {_stack(shape)}.pop()"
-        return f"{line.target} = {_stack(line.target)}.pop()" if line.target in saved else None
+            return f"{saved.shape_names[line.target]} = {saved.stack('shape', line.target)}.pop()"
+        return f"{line.target} = {saved.stack('value', line.target)}.pop()" if line.target in saved else None
     if line.kind == "restore_list":
         return f"{line.target}.pop()" if line.target in saved.restored else None
     if line.kind == "restore_slice":
         if line.target not in saved.slices:
             return None
-        return f"{line.target}[{_index(line.value)}] = {_slices(line.target)}.pop()"
+        return f"{line.target}[{_index(line.value)}] = {saved.stack('slices', line.target)}.pop()"
     if line.kind in ("call", "stmt"):
         return nodes.to_source(line.value)
     if line.kind == "recompute":
@@ -151,14 +170,19 @@ def _backward_text(line, saved):
     return f"{line.target} = {nodes.to_source(line.value)}"
 
 
-def _keep_outputs(program, saved):
+def _keep_outputs(program, saved, views_too=False):
     """(name, expression) keeping the returned value, when the adjoint sweep restores the
-    names it is held in (`h = h_stack.pop()`), writes into it, or pops its list."""
+    names it is held in (`h = h_stack.pop()`), writes into it, or pops its list. With
+    `views_too` (a pullback runs after the value is handed out), any array output is copied
+    when the sweep restores elements of some array, which the output may be a view of."""
     exprs = []
     touched = False
     for out in program.outputs:
         text = nodes.to_source(out)
-        if isinstance(out, gast.Name) and out.id in saved.slices:
+        if views_too and saved.slices and isinstance(out, gast.Name) and out.id not in saved \
+                and program.shapes.get(out.id) != "scalar":
+            text, touched = f"{saved.np}.array({text}, copy=True)", True
+        elif isinstance(out, gast.Name) and out.id in saved.slices:
             text, touched = f"{text}.copy()", True
         elif isinstance(out, gast.Name) and out.id in program.lists and out.id in saved.restored:
             text, touched = f"list({text})", True
@@ -181,22 +205,14 @@ def _rebound(lines, saved):
     found = set()
     for line in lines:
         if isinstance(line, Block):
-            if line.header[0] == "for":
-                found |= nodes.names_in(line.header[1]) - {"_"}
+            if line.header[0] == "for" and len(line.header) == 3:   # not a while's replay count
+                found |= nodes.names_in(line.header[1])
             found |= _rebound(line.body, saved) | _rebound(line.orelse, saved)
         elif line.kind == "restore" and line.target in saved:
             found.add(line.target)
         elif line.kind == "recompute" and line.target in saved.needed:
             found.add(line.target)
     return found
-
-
-def _stack(name):
-    return f"{name}_stack"
-
-
-def _slices(name):
-    return f"{name}_slices_stack"
 
 
 def function_source(program, adjoint, mode, name, single):
@@ -210,15 +226,13 @@ def function_source(program, adjoint, mode, name, single):
     value_text = (_tuple_text(outs) if program.returns_tuple else nodes.to_source(outs[0]))
     wrt = ", ".join(program.wrt_names)
     forward = _Writer(_INDENT)
-    for stack in sorted(saved):
-        forward.lines.append(f"{_INDENT}{_stack(stack)} = []")
-    for stack in sorted(saved_slices):
-        forward.lines.append(f"{_INDENT}{_slices(stack)} = []")
     saved_shapes = set(adjoint.saved_shapes) & _saved_candidates(program.body)
-    for stack in sorted(saved_shapes):
-        forward.lines.append(f"{_INDENT}{_stack(stack + '_shape')} = []")
     saved_all = _Saved(saved, saved_slices, adjoint.referenced, adjoint.saved, program.lists,
-                       saved_shapes, program.names.cell("np", np))
+                       saved_shapes, program.names.cell("np", np), program.names,
+                       adjoint.shape_names or {})
+    for kind, names in (("value", saved), ("slices", saved_slices), ("shape", saved_shapes)):
+        for name_ in sorted(names):
+            forward.lines.append(f"{_INDENT}{saved_all.stack(kind, name_)} = []")
     _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",
@@ -236,6 +250,10 @@ def function_source(program, adjoint, mode, name, single):
         lines = [f"def {name}({_header(fdef)}):",
                  f'{_INDENT}"""The value of {program.parsed.name} and its pullback '
                  f'(vector-Jacobian product) with respect to {wrt}."""']
+        kept = _keep_outputs(program, saved_all, views_too=True)
+        if kept:
+            value_text = kept[0]
+            forward.lines.append(f"{_INDENT}{kept[0]} = {kept[1]}  # the pullback restores earlier values")
         lines += forward.lines
         lines += ["", f"{_INDENT}def {pullback}({', '.join(adjoint.seed_params)}):"]
         rebound = _rebound(adjoint.lines, saved_all)
@@ -251,9 +269,20 @@ def function_source(program, adjoint, mode, name, single):
 class _Saved:
     """Which names' overwritten values are pushed: whole (`in`), or elements (`slices`)."""
 
-    def __init__(self, whole, slices, needed=(), restored=(), lists=(), shapes=(), np_name="np"):
+    def __init__(self, whole, slices, needed=(), restored=(), lists=(), shapes=(), np_name="np",
+                 names=None, shape_names=None):
         self.whole, self.slices, self.needed, self.lists = whole, slices, needed, lists
-        self.shapes, self.np = shapes, np_name
+        self.shapes, self.np, self.names, self.shape_names = shapes, np_name, names, shape_names
+        self.restored = restored        # every name a restore of the adjoint sweep is kept for
+        self._stacks = {}
+
+    def stack(self, kind, name):
+        """The stack the forward sweep pushes `name`'s values (or elements, or shapes) on."""
+        key = (kind, name)
+        if key not in self._stacks:
+            base = {"value": name, "slices": f"{name}_slices", "shape": f"{name}_shape"}[kind]
+            self._stacks[key] = self.names.fresh(f"{base}_stack")
+        return self._stacks[key]
         self.restored = restored        # every name a restore of the adjoint sweep is kept for
 
     def __contains__(self, name):

@@ -26,6 +26,7 @@ class Namespace:
         self.used = set()                  # names already given out
         self.cells = {}                    # name -> object, bound as closure cells
         self.user_names = set()            # names that bind a variable of the user's
+        self.globals_read = set()          # global names the generated code reads bare
         self._resolve_top = resolve_top    # name -> object the top function sees
 
     def _free(self, candidate):
@@ -56,7 +57,7 @@ class Namespace:
 
     def bind_user(self, name):
         """The SSA name for a new binding of the user's variable `name`."""
-        if name not in self.used:
+        if name not in self.used and name not in self.globals_read and name not in _BUILTINS:
             self.used.add(name)
             self.user_names.add(name)
             return name

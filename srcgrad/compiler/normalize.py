@@ -13,6 +13,7 @@ Guarantees, for the program it returns:
 Shapes are inferred afterwards (shapes.py).
 """
 import builtins
+import importlib
 import inspect
 import sys
 import types
@@ -151,7 +152,10 @@ class _Normalizer:
         self.top = parsed
         reserved = {n.id for n in gast.walk(parsed.node) if isinstance(n, gast.Name)}
         self.names = Namespace(reserved, lambda n: parsed.resolve(nodes.name(n)))
-        self.params = [a.id for a in parsed.node.args.args + parsed.node.args.kwonlyargs]
+        self.names.globals_read = {n.id for n in gast.walk(parsed.node) if isinstance(n, gast.Name)
+                                   and isinstance(n.ctx, gast.Load)} - parsed.local_names
+        a = parsed.node.args
+        self.params = [p.id for p in a.posonlyargs + a.args + a.kwonlyargs]
         env = {}
         for p in self.params:
             self.names.bind_user(p)
@@ -192,7 +196,10 @@ class _Normalizer:
         self.block.append(step)
         self.steps.append(step)
         self.link_aliases(step)
-        if target is not None and isinstance(step.value, (gast.List, gast.Tuple)):
+        if target is not None and (isinstance(step.value, (gast.List, gast.Tuple, gast.ListComp)) or (
+                isinstance(step.value, gast.BinOp) and any(
+                    isinstance(side, (gast.List, gast.Tuple, gast.ListComp))
+                    for side in (step.value.left, step.value.right)))):
             self.lists.add(target)
         if target is not None:
             self.bound.add(target)
@@ -443,6 +450,7 @@ class _Normalizer:
         if stmt.orelse:
             raise self.error(stmt, "cannot differentiate `for ... else` yet: use a flag variable")
         stmt = self.lower_exits(stmt)
+        stmt = self.loop_target_apart(stmt)
         it = stmt.iter
         callee = self.resolve(it.func) if isinstance(it, gast.Call) else UNRESOLVED
         if callee is builtins.range and isinstance(stmt.target, gast.Name) and not it.keywords:
@@ -453,6 +461,25 @@ class _Normalizer:
         self.emit(Step(items, nodes.call("list", [self.rename(it)]), self.origin))
         target = self.bind_targets(stmt.target)
         self.loop("list", target, items, stmt, stmt.body)
+
+    def loop_target_apart(self, stmt):
+        """`for t in xs: ... t = f(t)`: the body overwrites the loop variable, so the loop runs
+        over a name of its own and the body starts with `t = t_item`."""
+        targets = nodes.names_in(stmt.target)
+        clash = targets & set(_stored_names(stmt.body))
+        if not clash:
+            return stmt
+        renamed = {}
+        for user in sorted(clash):
+            renamed[user] = self.names.available(f"{user}_item")
+            self.names.reserved.add(renamed[user])
+        target = nodes.rename(stmt.target, {u: nodes.name(n, store=True) for u, n in renamed.items()})
+        starts = [gast.copy_location(gast.Assign(targets=[nodes.name(u, store=True)],
+                                                 value=nodes.name(n), type_comment=None), stmt)
+                  for u, n in renamed.items()]
+        new = gast.For(target=target, iter=stmt.iter, body=starts + list(stmt.body), orelse=[],
+                       type_comment=None)
+        return gast.copy_location(new, stmt)
 
     def range_loop(self, user, range_expr, stmt, body):
         source = self.names.fresh(describe(range_expr))
@@ -466,6 +493,8 @@ class _Normalizer:
         if isinstance(target, gast.Name):
             name = self.bind(target.id)
             self.scope.env[target.id] = nodes.name(name)
+            self.bound.add(name)
+            self.known.add(name)
             return nodes.name(name, store=True)
         if isinstance(target, (gast.Tuple, gast.List)):
             return gast.Tuple(elts=[self.bind_targets(t) for t in target.elts], ctx=gast.Store())
@@ -580,6 +609,10 @@ class _Normalizer:
             return  # a docstring or a bare literal
         if _is_append(value) and value.func.value.id in self.scope.env:
             return self.append(value)
+        if isinstance(value, gast.Call) and isinstance(value.func, gast.Attribute) \
+                and value.func.attr in _MUTATING_METHODS:
+            raise self.error(stmt, f"cannot differentiate `.{value.func.attr}(...)`, which changes "
+                                   "an array in place; assign a new array instead")
         if self.is_active(value) and not (isinstance(value, gast.Call)
                                           and self.resolve(value.func) is builtins.print):
             raise self.error(stmt, "cannot differentiate an expression statement that uses a "
@@ -589,7 +622,15 @@ class _Normalizer:
     def append(self, call):
         """`xs.append(v)`: the list grows in place; the adjoint sweep pops it again."""
         atom = self.scope.env[call.func.value.id]
+        if atom.id in self.params or atom.id not in self.scope.own:
+            raise self.error(call, f"cannot differentiate appending to `{call.func.value.id}`, "
+                                   "which the caller passed in (every call would change the "
+                                   "caller's list); build a new list inside the function")
         value = self.operand(call.args[0])
+        if isinstance(value, gast.Name):         # the list now holds this very array
+            group = self.aliases.setdefault(value.id, {value.id})
+            group.add(atom.id)
+            self.aliases[atom.id] = group
         active = isinstance(value, gast.Name) and self.is_active_name(value.id)
         self.mutable.add(atom.id)
         self.lists.add(atom.id)
@@ -602,10 +643,23 @@ class _Normalizer:
         self.emit(Step(None, None, self.origin, stmt=self.rename(stmt)))
 
     def stmt_Import(self, stmt):
+        """`import numpy as np` inside the function: the module, looked up now, like a global."""
         for alias in stmt.names:
-            local = (alias.asname or alias.name).split(".")[0]
-            self.scope.env[local] = nodes.name(self.bind(local))
-        self.emit(Step(None, None, self.origin, stmt=stmt))
+            try:
+                if isinstance(stmt, gast.ImportFrom):
+                    if stmt.level:
+                        raise ImportError("relative import")
+                    obj = getattr(importlib.import_module(stmt.module), alias.name)
+                    local = alias.asname or alias.name
+                elif alias.asname:
+                    obj, local = importlib.import_module(alias.name), alias.asname
+                else:
+                    local = alias.name.split(".")[0]
+                    importlib.import_module(alias.name)
+                    obj = importlib.import_module(local)
+            except (ImportError, AttributeError) as exc:
+                raise self.error(stmt, f"cannot import {alias.name} here: {exc}") from None
+            self.scope.env[local] = nodes.name(self.names.cell(local, obj))
 
     stmt_ImportFrom = stmt_Import
 
@@ -677,9 +731,15 @@ class _Normalizer:
         elif step.stmt is None and step.value is not None and step.rule is None:
             value = step.value
             while isinstance(value, (gast.Subscript, gast.Attribute)) or (
-                    isinstance(value, gast.Call) and isinstance(value.func, gast.Attribute)
-                    and value.func.attr in ("reshape", "T", "transpose", "ravel", "view")):
-                value = value.value if not isinstance(value, gast.Call) else value.func.value
+                    isinstance(value, gast.Call) and value.args and _is_view_call(value, self.resolve)):
+                if isinstance(value, gast.Call):
+                    value = value.func.value if isinstance(value.func, gast.Attribute) and \
+                        value.func.attr in _VIEW_METHODS else value.args[0]
+                else:
+                    value = value.value
+            if isinstance(step.value, gast.Call) and isinstance(step.value.func, gast.Attribute) \
+                    and step.value.func.attr in _VIEW_METHODS and not step.value.args:
+                value = step.value.func.value             # x.squeeze(), x.ravel()
             source = value
         if isinstance(source, gast.Name) and step.target is not None:
             group = self.aliases.setdefault(source.id, {source.id})
@@ -688,8 +748,15 @@ class _Normalizer:
 
     def check_not_aliased(self, target, stmt):
         current = self.scope.env.get(target.id)
-        if not isinstance(current, gast.Name) or self.kinds.get(current.id) == SCALAR:
+        if not isinstance(current, gast.Name):
             return
+        group = self.aliases.get(current.id, {current.id})
+        if any(self.kinds.get(n) == SCALAR for n in group):
+            return                                      # numbers are never shared
+        if not self.scope.is_top and current.id not in self.scope.own:
+            raise self.error(stmt, f"`{target.id}` is the caller's array here: `{target.id} "
+                                   f"{_opsym(stmt.op)}= ...` would change it in the caller too; "
+                                   f"write `{target.id} = {target.id} {_opsym(stmt.op)} ...`")
         visible = {a.id for a in self.scope.env.values() if isinstance(a, gast.Name)}
         if (self.aliases.get(current.id, set()) - {current.id}) & visible:
             raise self.error(stmt, f"`{target.id}` may share memory with another array here, so "
@@ -736,9 +803,19 @@ class _Normalizer:
                 for t, a in zip(target.elts, atoms):
                     self.bind_atom(t.id, a)
                 return None
+            if not self.is_active(value) and all(isinstance(t, gast.Name) for t in target.elts) \
+                    and self.compound:
+                whole = self.names.fresh("unpacked")     # each name gets its own saved step
+                self.emit(Step(whole, self.rename(value), self.origin))
+                self.scope.env.setdefault(whole, nodes.name(whole))
+                for k, t in enumerate(target.elts):
+                    self.assign(t, nodes.subscript(nodes.name(whole), nodes.const(k)))
+                return None
             if not self.is_active(value) and all(isinstance(t, gast.Name) for t in target.elts):
                 expr = self.rename(value)
                 bound = [self.bind(t.id) for t in target.elts]
+                self.bound.update(bound)
+                self.known.update(bound)
                 stmt = gast.Assign(targets=[nodes.tuple_([nodes.name(b, store=True) for b in bound])],
                                    value=expr, type_comment=None)
                 gast.copy_location(stmt, target)
@@ -773,6 +850,10 @@ class _Normalizer:
         if self.is_active(target.slice):
             raise self.error(target.slice, "cannot differentiate with respect to an index")
         current = self.scope.env[user]
+        if not self.scope.is_top and current.id not in self.scope.own:
+            raise self.error(stmt, f"`{user}` is the caller's array here: writing into it would "
+                                   f"change it in the caller too; copy it first (`{user} = "
+                                   f"{user}.copy()`)")
         visible = {a.id for u, a in self.scope.env.items() if isinstance(a, gast.Name) and u != user}
         if (self.aliases.get(current.id, set()) - {current.id}) & visible:
             raise self.error(stmt, f"`{user}` may share memory with another array here, so "
@@ -816,6 +897,15 @@ class _Normalizer:
 
     # ---- activity
     def resolve(self, func):
+        root = func
+        while isinstance(root, gast.Attribute):
+            root = root.value
+        bound = self.scope.env.get(root.id) if isinstance(root, gast.Name) else None
+        if isinstance(bound, gast.Name) and bound.id in self.names.cells:   # a local import
+            obj = self.names.cells[bound.id]
+            for attr in _attribute_path(func):
+                obj = getattr(obj, attr, UNRESOLVED)
+            return obj
         if isinstance(func, gast.Name) and func.id in self.scope.env:
             return UNRESOLVED
         root = func
@@ -872,7 +962,9 @@ class _Normalizer:
         if obj is UNRESOLVED:
             return nodes.name(name_)
         if self.top.resolve(nodes.name(name_)) is obj and name_ not in self.top.local_names \
-                and parsed.fn.__globals__ is self.top.fn.__globals__:
+                and parsed.fn.__globals__ is self.top.fn.__globals__ and name_ not in self.names.used:
+            self.names.globals_read.add(name_)       # read bare: nothing may take this name
+            self.names.reserved.add(name_)
             return nodes.name(name_)
         if isinstance(obj, (types.ModuleType, type)) or callable(obj):
             self.guards[(parsed.fn, name_)] = obj
@@ -944,6 +1036,9 @@ class _Normalizer:
         if any(isinstance(e, gast.Starred) for e in node.elts):
             raise self.error(node, "cannot differentiate a starred element in a list or tuple")
         atoms = type(node)(elts=[self.operand(e) for e in node.elts], ctx=gast.Load())
+        if any(isinstance(a, gast.Name) and a.id in self.lists for a in atoms.elts):
+            raise self.error(node, "cannot differentiate a list of lists of differentiated values; "
+                                   "use np.array or np.stack for nested values")
         result = self.op(target, rules.lookup(make_list), [atoms], {}, atoms, node)
         self.lists.add(result.id)
         return result
@@ -962,6 +1057,11 @@ class _Normalizer:
         if rule is None:
             raise self.error(node, f"cannot differentiate the operator `{_opsym(node.op)}`")
         left, right = self.operand(node.left), self.operand(node.right)
+        if any(isinstance(a, (gast.List, gast.Tuple)) or (isinstance(a, gast.Name) and a.id in self.lists)
+               for a in (left, right)):
+            raise self.error(node, "cannot differentiate arithmetic on lists or tuples (it "
+                                   "concatenates or repeats them); build the list with append "
+                                   "or a literal, or use np.array / np.stack")
         return self.op(target, rule, [left, right], {},
                        gast.BinOp(left=left, op=node.op, right=right), node)
 
@@ -1006,12 +1106,17 @@ class _Normalizer:
         if any(k.arg is None for k in node.keywords):
             raise self.error(node, "cannot differentiate a call with **kwargs")
         if isinstance(func, gast.Attribute) and (self.is_active(func.value) or (
-                rules.method_primal(func.attr) and self.resolve(func) is UNRESOLVED)):
+                rules.method_primal(func.attr) and self.is_known_array(func.value))):
             return self.method_call(node, target)
         callee = self.resolve(func)
         if callee is UNRESOLVED:
+            hint = ""
+            if isinstance(func, gast.Attribute) and rules.method_primal(func.attr):
+                primal = rules.method_primal(func.attr)[0]
+                hint = (f"; if `{nodes.to_source(func.value)}` is an array, write "
+                        f"np.{getattr(primal, '__name__', func.attr)}({nodes.to_source(func.value)}, ...)")
             raise self.error(func, f"cannot tell which function `{nodes.to_source(func)}` is: "
-                                   "call a function defined at module level or imported")
+                                   "call a function defined at module level or imported" + hint)
         if callee is builtins.sum and len(node.args) == 1 and not node.keywords and \
                 isinstance(node.args[0], (gast.Tuple, gast.List)) and node.args[0].elts:
             total = node.args[0].elts[0]
@@ -1038,7 +1143,32 @@ class _Normalizer:
                 raise self.error(kw.value, f"{rule.name}: the argument `{kw.arg}` is not supported "
                                            "by its derivative rule")
             keywords[kw.arg] = self.operand(kw.value)
+        defaults = template_for(rule).defaults
+        missing = [p for p in params[len(args):] if p not in keywords and p not in defaults]
+        if missing:
+            raise self.error(node, f"{rule.name} is differentiated when called with "
+                                   f"{len(params)} arguments ({', '.join(params)}); "
+                                   + ("for the largest or smallest element use np.max / np.min"
+                                      if rule.primal in (builtins.max, builtins.min) else
+                                      f"`{missing[0]}` is missing"))
         return keywords
+
+    def is_known_array(self, node):
+        """Whether `node` surely holds a numpy array (so `node.dot(...)` is ndarray.dot): an
+        argument passed as an array, or a value a numpy function made."""
+        if not isinstance(node, gast.Name) or not isinstance(self.scope.env.get(node.id), gast.Name):
+            return False
+        name_ = self.scope.env[node.id].id
+        kind = self.kinds.get(name_) if self.scope.is_top else None
+        if isinstance(kind, tuple) and kind[0] == "array":
+            return name_ not in self.mutable
+        maker = next((s for s in reversed(self.steps) if s.target == name_), None)
+        if maker is None or name_ in self.mutable or not isinstance(maker.value, gast.Call):
+            return False
+        made_by = getattr(self.scope.parsed.resolve(maker.value.func), "__module__", None) \
+            if not isinstance(maker.value.func, gast.Name) or maker.value.func.id not in self.scope.env \
+            else None
+        return isinstance(made_by, str) and made_by.startswith("numpy")
 
     def rule_call(self, node, target, rule):
         params = rule.primal_params
@@ -1126,6 +1256,15 @@ class _Normalizer:
         return env
 
 
+def _attribute_path(node):
+    """["linalg", "norm"] for `np.linalg.norm`."""
+    path = []
+    while isinstance(node, gast.Attribute):
+        path.append(node.attr)
+        node = node.value
+    return path[::-1]
+
+
 def _flag(name_, value, where):
     assign = gast.Assign(targets=[nodes.name(name_, store=True)], value=nodes.const(value),
                          type_comment=None)
@@ -1188,6 +1327,18 @@ def _assignments(node):
     return []
 
 
+_VIEW_METHODS = {"reshape", "transpose", "ravel", "view", "squeeze", "swapaxes", "diagonal",
+                 "T", "real", "imag"}
+
+
+def _is_view_call(call, resolve):
+    """`x.reshape(...)`, `np.reshape(x, ...)`: a call whose result may share x's memory."""
+    func = call.func
+    if isinstance(func, gast.Attribute) and func.attr in _VIEW_METHODS:
+        return True
+    return resolve(func) in _VIEWS()
+
+
 def _has_slice(index):
     return any(isinstance(n, gast.Slice) for n in gast.walk(index))
 
@@ -1209,6 +1360,10 @@ def _VIEWS():
                      np.broadcast_to, np.swapaxes, np.asarray, operator.getitem}
     return _VIEW_SET
 
+
+_MUTATING_METHODS = {"fill", "sort", "resize", "put", "itemset", "partition", "setfield",
+                     "byteswap", "setflags", "extend", "insert", "pop", "remove", "clear",
+                     "reverse", "update", "setdefault"}
 
 _UNSUPPORTED_STATEMENTS = {
     "Try": "cannot differentiate a `try` block",

@@ -89,7 +89,7 @@ def parse_function(fn):
 def _parse(fn, code):
     filename = code.co_filename
     try:
-        lines, first = inspect.getsourcelines(fn)
+        lines, first = inspect.getsourcelines(code)   # the code itself: no __wrapped__ detours
     except (OSError, TypeError) as exc:
         raise NoSourceError(
             f"cannot find the source code of {fn.__qualname__} (defined in {filename}): "
@@ -98,7 +98,7 @@ def _parse(fn, code):
     text = "".join(lines)
     dedented = textwrap.dedent(text)
     indent = len(lines[0]) - len(lines[0].lstrip()) if lines else 0
-    is_lambda = fn.__name__ == "<lambda>"
+    is_lambda = code.co_name == "<lambda>"
     try:
         tree = gast.parse(dedented if not is_lambda else _lambda_text(dedented))
     except SyntaxError as exc:
@@ -125,7 +125,7 @@ def _lambda_text(text):
 def _find_definition(tree, fn, is_lambda, filename, first):
     if not is_lambda:
         for node in gast.walk(tree):
-            if isinstance(node, (gast.FunctionDef, gast.AsyncFunctionDef)) and node.name == fn.__name__:
+            if isinstance(node, (gast.FunctionDef, gast.AsyncFunctionDef)) and node.name == fn.__code__.co_name:
                 if isinstance(node, gast.AsyncFunctionDef):
                     raise UnsupportedError("cannot differentiate an async function", filename, first)
                 return node

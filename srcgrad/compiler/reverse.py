@@ -58,6 +58,7 @@ class Adjoint:
     saved: set                    # names whose overwritten values must be saved
     referenced: set = frozenset() # names the adjoint sweep reads
     saved_shapes: set = frozenset()  # names whose shapes (not values) are saved
+    shape_names: dict = None      # name -> the variable holding its shape
 
 
 def reverse(program, wrt, mode):
@@ -116,7 +117,8 @@ class _Reverse:
         skip = {id(c.args[1]) for c in self.shape_refs}
         referenced = set().union(*[self.reads_of(line) | self.reads_of(line, skip, shapes=True)
                                    for line in _flatten(self.out)])
-        return Adjoint(self.out, grads, seed_params, saved, referenced, self.saved_shapes)
+        return Adjoint(self.out, grads, seed_params, saved, referenced, self.saved_shapes,
+                       self.shape_names)
 
     def needed_names(self, outputs):
         needed = {o.id for o in outputs}
@@ -351,8 +353,7 @@ class _Reverse:
                 lines.append(self.zeros_line(item.origin, name_, bound))
         self.out, self.live = outer, merged
         body, orelse = branches[0][0], branches[1][0]
-        if _has_code(body) or _has_code(orelse):
-            self.emit(Block(item.origin, ("if", item.cond), body, orelse))
+        self.emit(Block(item.origin, ("if", item.cond), body, orelse))   # emit drops it if empty
 
     def loop_item(self, item):
         defined = {s.target for s in walk_steps(item.body) if isinstance(s, Step) and s.target is not None}
@@ -379,11 +380,10 @@ class _Reverse:
         body, self.out = self.out, outer
         self.live |= live_across
         self.owned &= owned_at_start
-        if not _has_code(body):
-            return
         source = nodes.name(item.source)
         if item.kind == "while":
-            header = ("for", nodes.name("_", store=True), nodes.call("range", [source]))
+            header = ("for", nodes.name(self.names.fresh("_"), store=True), nodes.call("range", [source]),
+                      "replay")
         else:
             header = ("for", item.target, nodes.call("reversed", [source]))
         self.emit(Block(item.origin, header, body))
@@ -603,7 +603,7 @@ class _Reverse:
                     found.add(n.id)
             return found
         if isinstance(line, Block):
-            return set() if shapes else set().union(*(nodes.names_in(part) for part in line.header[1:]))
+            return set() if shapes else set().union(*(nodes.names_in(part) for part in line.header[1:3]))
         if line.kind == "stmt":
             return set() if shapes else nodes.names_in(line.value.targets[0].slice)
         if line.kind in ("restore_slice",):
@@ -617,16 +617,19 @@ class _Reverse:
         """For names whose values are read only for their shapes, save the shapes instead:
         `unbroadcast(g, s)` becomes `sum_to_shape(g, s_shape)`."""
         self.saved_shapes = set()
+        self.shape_names = {}
         for call in self.shape_refs:
             like = call.args[1]
             if like.id in shaped:
+                if like.id not in self.shape_names:
+                    self.shape_names[like.id] = self.names.fresh(f"{like.id}_shape")
                 call.func = nodes.name(self.cell("sum_to_shape", runtime.sum_to_shape))
-                call.args[1] = nodes.name(f"{like.id}_shape")
+                call.args[1] = nodes.name(self.shape_names[like.id])
                 self.saved_shapes.add(like.id)
         if self.saved_shapes:
             shape = nodes.attribute(nodes.name(self.cell("np", np)), "shape")
-            self.out[:0] = [Line(None, f"{n}_shape", nodes.call(shape, [nodes.name(n)]), kind="shape")
-                            for n in sorted(self.saved_shapes)]
+            self.out[:0] = [Line(None, self.shape_names[n], nodes.call(shape, [nodes.name(n)]),
+                                 kind="shape") for n in sorted(self.saved_shapes)]
 
     def cell(self, preferred, obj):
         return self.names.cell(preferred, obj)

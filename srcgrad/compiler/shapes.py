@@ -29,6 +29,8 @@ class _Shapes:
         self.shapes = {p: kinds.get(p, ("param", p)) for p in program.params}
         self.ints = _range_indices(program.body)
         program.int_names = self.ints
+        for name in self.ints:
+            self.shapes[name] = SCALAR
 
     def run(self):
         for _ in range(10):
@@ -69,8 +71,8 @@ class _Shapes:
         """The shape of `array[index]`: a scalar when every index is an int, one per dimension."""
         shape = self.shapes.get(array.id) if isinstance(array, gast.Name) else None
         parts = index.elts if isinstance(index, gast.Tuple) else [index]
-        ints = all((isinstance(i, gast.Name) and i.id in self.ints) or
-                   (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
+        ints = all(not isinstance(i, (gast.Slice, gast.Constant)) and self.of(i) == SCALAR
+                   or (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
         if shape == SCALAR or (ints and isinstance(shape, tuple) and shape[0] == "array"
                                and shape[2] == len(parts)):
             return SCALAR
@@ -95,8 +97,10 @@ class _Shapes:
                 return SCALAR
             if callee in _makers() and expr.args:      # np.zeros(n), np.ones((3, 2))
                 shape = expr.args[0]
-                ndim = len(shape.elts) if isinstance(shape, gast.Tuple) else 1
-                return ("array", key, ndim)
+                if isinstance(shape, gast.Tuple):
+                    return ("array", key, len(shape.elts))
+                if self.of(shape) == SCALAR:             # one number: a vector
+                    return ("array", key, 1)
             from ..api import stop_gradient
             if callee is stop_gradient and len(expr.args) == 1:
                 return self.of(expr.args[0], key)
