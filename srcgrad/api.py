@@ -124,6 +124,13 @@ class _Differentiated:
     """What grad / value_and_grad / vjp return: compiles on first call, then caches."""
 
     def __init__(self, fn, wrt, mode):
+        self.receiver = ()
+        if inspect.ismethod(fn):             # model.loss: differentiate loss with self bound
+            fn, self.receiver = fn.__func__, (fn.__self__,)
+            if not isinstance(wrt, tuple):
+                wrt = wrt + 1 if isinstance(wrt, int) and wrt >= 0 else wrt
+            else:
+                wrt = tuple(w + 1 if isinstance(w, int) and w >= 0 else w for w in wrt)
         parse_function(fn)  # fail now, not at the first call, when there is no source
         self.fn = fn
         self.wrt, self.single = _wrt_names(fn, wrt)
@@ -170,6 +177,7 @@ class _Differentiated:
         return tuple(_like(g, x) for g, x in zip(grads, values))
 
     def __call__(self, *args, **kwargs):
+        args = self.receiver + args
         compiled = self.compiled(args)
         try:
             value, grads = compiled.function(*args, **kwargs)
@@ -186,6 +194,8 @@ _CACHE = weakref.WeakKeyDictionary()
 
 
 def _differentiated(fn, wrt, mode):
+    if inspect.ismethod(fn):                  # a new bound method object on every access
+        return _Differentiated(fn, wrt, mode)
     per_fn = _CACHE.setdefault(fn, {})
     key = (wrt, mode)
     found = per_fn.get(key)
@@ -219,9 +229,10 @@ def vjp(f, *args, wrt=0, **kwargs):
     to `wrt`: the vector-Jacobian product, for functions with non-scalar output.
     """
     d = _differentiated(f, wrt, "vjp")
-    value, pullback = d.compiled(args).function(*args, **kwargs)
+    args = d.receiver + args
+    compiled = d.compiled(args)
+    value, pullback = compiled.function(*args, **kwargs)
 
-    compiled = d.last
     calls = []
 
     def finished_pullback(seed):

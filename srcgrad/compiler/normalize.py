@@ -6,7 +6,10 @@ Guarantees, for the program it returns:
   with the rule that differentiates it; inactive code is kept whole;
 - every binding has its own name (SSA): `h = f(h)` binds `h_2`, so the adjoint
   sweep can read any forward value;
-- calls into the user's own straight-line helpers are inlined;
+- calls into the user's own helpers are inlined (loops and branches included);
+- early returns become one return, `break`/`continue` become guard flags;
+- a loop or branch that overwrites a value pushes the old one first (a SaveItem;
+  the reverse pass keeps only those it reads);
 - each step remembers the user's statement it came from;
 - anything it cannot differentiate raises UnsupportedError at the user's line.
 
@@ -528,6 +531,9 @@ class _Normalizer:
         """(target part, sequence) pairs, the enumerate index's name, and whether reversed."""
         callee = self.resolve(it.func) if isinstance(it, gast.Call) else UNRESOLVED
         pair = isinstance(target, (gast.Tuple, gast.List))
+        if callee is enumerate and (len(it.args) > 1 or it.keywords):
+            raise self.error(it, "cannot differentiate enumerate(..., start) yet: add the start "
+                                 "to the index inside the loop")
         if callee is enumerate and len(it.args) == 1 and pair and len(target.elts) == 2 \
                 and isinstance(target.elts[0], gast.Name):
             pairs, index, reverse = self.loop_pairs(target.elts[1], it.args[0])

@@ -1,6 +1,7 @@
 """The whole compiler in one place: each pass, in order.
 
-    parse ──▶ normalize ──▶ reverse ──▶ emit (text) ──▶ build (live function)
+    parse ──▶ normalize (then shapes) ──▶ reverse (rules inlined and optimized)
+          ──▶ emit (text) ──▶ build (live function)
 
 `compile_gradient(fn, wrt, mode, kinds)` runs them; `stages=True` keeps what
 each pass produced, for debugging the compiler (see docs/pipeline.md).
