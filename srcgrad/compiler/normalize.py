@@ -1327,7 +1327,11 @@ def _assignments(node):
     if isinstance(node, gast.AnnAssign) and node.value is not None:
         return [(names(node.target), node.value)]
     if isinstance(node, gast.For):
-        return [(names(node.target), node.iter)]
+        target, it = node.target, node.iter
+        if isinstance(it, gast.Call) and isinstance(it.func, gast.Name) and it.func.id == "enumerate" \
+                and isinstance(target, gast.Tuple) and len(target.elts) == 2:
+            target = target.elts[1]                 # the count is an int, never differentiated
+        return [(names(target), it)]
     if isinstance(node, gast.Expr) and _is_append(node.value):
         return [([node.value.func.value.id], node.value.args[0])]
     return []
