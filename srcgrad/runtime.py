@@ -60,9 +60,11 @@ def extremum_mask(x, y, axis=None, keepdims=False):
 
 def step(x):
     """Heaviside step: 1 where x > 0, 0 where x < 0, 1/2 at 0 (where max/min tie)."""
-    if isinstance(x, float):
+    if isinstance(x, float) or np.ndim(x) == 0:
         return 1.0 if x > 0 else 0.0 if x < 0 else 0.5
-    return np.heaviside(x, 0.5)
+    out = np.greater(x, 0).astype(np.result_type(x, float))   # much faster than np.heaviside
+    out[x == 0] = 0.5
+    return out
 
 
 def unindex(grad, x, index):

@@ -6,6 +6,7 @@
 `compile_gradient(fn, wrt, mode, kinds)` runs them; `stages=True` keeps what
 each pass produced, for debugging the compiler (see docs/pipeline.md).
 """
+import builtins
 from dataclasses import dataclass
 
 from .emit import build, function_source, where_defined
@@ -16,6 +17,7 @@ from .. import diskcache
 
 
 _MISSING = object()
+_BUILTINS = builtins.__dict__
 
 
 @dataclass(eq=False)
@@ -41,9 +43,10 @@ class Compiled:
                     continue
                 return False
             found = fn.__globals__.get(name, _MISSING)
-            if found is obj or (found is _MISSING and lookup_global(fn, name) is obj):
-                continue
-            return False
+            if found is _MISSING:
+                found = _BUILTINS.get(name, _MISSING)
+            if found is not obj:
+                return False
         return True
 
 
