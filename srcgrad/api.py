@@ -171,10 +171,13 @@ class _Differentiated:
         return values
 
     def finish(self, grads, args, kwargs):
-        values = self.wrt_values(args, kwargs)
+        if kwargs or max(self.wrt_index) >= len(args):
+            values = self.wrt_values(args, kwargs)
+        else:
+            values = [args[i] for i in self.wrt_index]
         if self.single:
             return _like(grads, values[0])
-        return tuple(_like(g, x) for g, x in zip(grads, values))
+        return tuple([_like(g, x) for g, x in zip(grads, values)])
 
     def __call__(self, *args, **kwargs):
         args = self.receiver + args

@@ -37,17 +37,37 @@ class Compiled:
 
     def still_valid(self):
         """Whether every global the compiled code resolved still names the same object."""
-        for fn, name, obj in self.guards:
-            if name in fn.__code__.co_freevars:
-                if lookup_global(fn, name) is obj:
-                    continue
-                return False
-            found = fn.__globals__.get(name, _MISSING)
+        checks = self.__dict__.get("_checks")
+        if checks is None:
+            checks = self._checks = _guard_checks(self.guards)
+        for namespace, name, obj in checks:
+            if namespace is None:                       # a closure cell
+                try:
+                    if name.cell_contents is not obj:
+                        return False
+                except ValueError:                      # emptied since
+                    return False
+                continue
+            found = namespace.get(name, _MISSING)
             if found is _MISSING:
                 found = _BUILTINS.get(name, _MISSING)
             if found is not obj:
                 return False
         return True
+
+
+def _guard_checks(guards):
+    """(globals dict, name, object) per guard, or (None, cell, object) for a closure variable."""
+    checks, seen = [], set()
+    for fn, name, obj in guards:
+        if (id(fn.__globals__), name) in seen:
+            continue
+        seen.add((id(fn.__globals__), name))
+        if name in fn.__code__.co_freevars:
+            checks.append((None, fn.__closure__[fn.__code__.co_freevars.index(name)], obj))
+        else:
+            checks.append((fn.__globals__, name, obj))
+    return checks
 
 
 def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
