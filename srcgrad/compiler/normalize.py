@@ -167,7 +167,6 @@ class _Normalizer:
         self.active = set(wrt)
         self.kinds = kinds
         self.aliases = {}              # name -> the set of names that may share its memory
-        self.setitems = []
         self.same_statement = {}       # values computed by the current statement, for reuse
         self.lists = set()             # names holding lists (or tuples) of values
         self.copied = set()            # arguments already copied before a write into them
@@ -381,6 +380,7 @@ class _Normalizer:
             scope.env[user] = nodes.name(name_)
 
     def bind_copy(self, name_, atom):
+        """`name_ = atom`: a differentiated copy when `atom` is active, else a plain step."""
         if isinstance(atom, gast.Name) and self.is_active_name(atom.id):
             self.op(name_, rules.lookup(identity), [atom], {}, atom, None)
         else:
@@ -712,18 +712,13 @@ class _Normalizer:
     def bind_atom(self, user, atom):
         """Bind the user's variable to an atom already normalized (`a, b = b, a`; `a = b = v`)."""
         ssa = self.bind(user)
-        if isinstance(atom, gast.Name) and self.is_active_name(atom.id):
-            self.op(ssa, rules.lookup(identity), [atom], {}, atom, None)
-        else:
-            self.emit(Step(ssa, atom, self.origin))
+        self.bind_copy(ssa, atom)
         self.scope.env[user] = nodes.name(ssa)
 
     def held(self, atom):
         """A fresh copy of `atom`'s value, kept before its name is overwritten."""
         temp = self.names.fresh(f"old_{atom.id}")
-        if self.is_active_name(atom.id):
-            return self.op(temp, rules.lookup(identity), [atom], {}, atom, None)
-        self.emit(Step(temp, atom, self.origin))
+        self.bind_copy(temp, atom)
         return nodes.name(temp)
 
     def is_active_name(self, ssa):
@@ -893,7 +888,6 @@ class _Normalizer:
         self.same_statement = {}                   # what was read before the write is stale
         item = SetItem(current.id, index, value_atom, self.origin, active)
         self.block.append(item)
-        self.setitems.append(item)
         if active:
             self.active.add(current.id)
 
@@ -1161,20 +1155,44 @@ class _Normalizer:
 
     def is_known_array(self, node):
         """Whether `node` surely holds a numpy array (so `node.dot(...)` is ndarray.dot): an
-        argument passed as an array, or a value a numpy function made."""
+        argument passed as an array, or a value numpy functions or arithmetic on arrays made."""
         if not isinstance(node, gast.Name) or not isinstance(self.scope.env.get(node.id), gast.Name):
             return False
         name_ = self.scope.env[node.id].id
+        if name_ in self.mutable:
+            return False
         kind = self.kinds.get(name_) if self.scope.is_top else None
         if isinstance(kind, tuple) and kind[0] == "array":
-            return name_ not in self.mutable
+            return True
         maker = next((s for s in reversed(self.steps) if s.target == name_), None)
-        if maker is None or name_ in self.mutable or not isinstance(maker.value, gast.Call):
+        return maker is not None and maker.value is not None and self.makes_array(maker.value)
+
+    def makes_array(self, expr):
+        """Whether the (renamed) expression surely evaluates to a numpy array."""
+        if isinstance(expr, gast.Call):
+            func = expr.func
+            callee = self.names.cells.get(func.id) if isinstance(func, gast.Name) and \
+                func.id in self.names.cells else self.top.resolve(func)
+            from ..api import stop_gradient
+            if callee is stop_gradient and expr.args:
+                return self.makes_array(expr.args[0]) or self.kind_is_array(expr.args[0])
+            module = getattr(callee, "__module__", None)
+            return isinstance(module, str) and module.startswith("numpy") and \
+                any(self.makes_array(a) or self.kind_is_array(a) for a in expr.args[:1])
+        if isinstance(expr, gast.BinOp):
+            return any(self.makes_array(e) or self.kind_is_array(e) for e in (expr.left, expr.right))
+        if isinstance(expr, gast.UnaryOp):
+            return self.makes_array(expr.operand) or self.kind_is_array(expr.operand)
+        return False
+
+    def kind_is_array(self, atom):
+        if not isinstance(atom, gast.Name) or atom.id in self.mutable:
             return False
-        made_by = getattr(self.scope.parsed.resolve(maker.value.func), "__module__", None) \
-            if not isinstance(maker.value.func, gast.Name) or maker.value.func.id not in self.scope.env \
-            else None
-        return isinstance(made_by, str) and made_by.startswith("numpy")
+        kind = self.kinds.get(atom.id)
+        if isinstance(kind, tuple) and kind[0] == "array":
+            return True
+        maker = next((s for s in reversed(self.steps) if s.target == atom.id), None)
+        return maker is not None and maker.value is not None and self.makes_array(maker.value)
 
     def rule_call(self, node, target, rule):
         params = rule.primal_params
