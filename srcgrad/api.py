@@ -15,7 +15,7 @@ import numpy as np
 
 from .compiler import compile_gradient
 from .compiler.shapes import SCALAR
-from .compiler.parse import parse_function
+from .compiler.parse import source_lines
 from .errors import NonScalarOutputError, SrcgradError
 
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
@@ -131,7 +131,11 @@ class _Differentiated:
                 wrt = wrt + 1 if isinstance(wrt, int) and wrt >= 0 else wrt
             else:
                 wrt = tuple(w + 1 if isinstance(w, int) and w >= 0 else w for w in wrt)
-        parse_function(fn)  # fail now, not at the first call, when there is no source
+        lines, first = source_lines(fn)  # fail now, not at the first call, when there is no source
+        if inspect.iscoroutinefunction(fn):
+            from .errors import UnsupportedError
+            raise UnsupportedError("cannot differentiate an async function", fn.__code__.co_filename,
+                                   first, 0, lines[0] if lines else None)
         self.fn = fn
         self.wrt, self.single = _wrt_names(fn, wrt)
         self.mode = mode

@@ -196,8 +196,7 @@ def load(fn, wrt, mode, kinds, single):
 
 
 def _rebuild(entry, fn, wrt, mode):
-    from .compiler.emit import build, where_defined
-    from .compiler.parse import parse_function
+    from .compiler.emit import build
     from .compiler.pipeline import Compiled
     from .rules import lookup
     helpers = []
@@ -216,6 +215,7 @@ def _rebuild(entry, fn, wrt, mode):
                         helpers, from_disk=True)
     if not compiled.still_valid():
         return None
-    compiled.function, compiled.filename = build(fn, cells, entry["source"], entry["name"],
-                                                 where_defined(parse_function(fn)))
+    code = fn.__code__
+    where = f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}"
+    compiled.function, compiled.filename = build(fn, cells, entry["source"], entry["name"], where)
     return compiled

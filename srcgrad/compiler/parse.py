@@ -86,15 +86,24 @@ def parse_function(fn):
     return parsed
 
 
-def _parse(fn, code):
-    filename = code.co_filename
+def source_lines(fn):
+    """`fn`'s source lines and first line number, or NoSourceError (cheap: no parsing)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        raise NoSourceError(f"{fn!r} is not a Python function: srcgrad differentiates "
+                            "functions written in Python")
     try:
-        lines, first = inspect.getsourcelines(code)   # the code itself: no __wrapped__ detours
-    except (OSError, TypeError) as exc:
+        return inspect.getsourcelines(code)   # the code itself: no __wrapped__ detours
+    except (OSError, TypeError):
         raise NoSourceError(
-            f"cannot find the source code of {fn.__qualname__} (defined in {filename}): "
+            f"cannot find the source code of {fn.__qualname__} (defined in {code.co_filename}): "
             "srcgrad reads a function's source. Define it in a file or a notebook cell; "
             "functions typed at the plain `python` prompt or made by exec() have none") from None
+
+
+def _parse(fn, code):
+    filename = code.co_filename
+    lines, first = source_lines(fn)
     text = "".join(lines)
     dedented = textwrap.dedent(text)
     indent = len(lines[0]) - len(lines[0].lstrip()) if lines else 0
