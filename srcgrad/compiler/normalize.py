@@ -429,8 +429,9 @@ class _Normalizer:
         scope = self.scope
         for user in _stored_names(body_stmts):
             current = scope.env.get(user)
-            if isinstance(current, gast.Name) and current.id not in scope.own and \
-                    not (target is not None and user in nodes.names_in(target)):
+            borrowed = isinstance(current, gast.Constant) or (
+                isinstance(current, gast.Name) and current.id not in scope.own)
+            if borrowed and not (target is not None and user in nodes.names_in(target)):
                 # the loop overwrites the variable: give it a name of this scope first
                 name_ = self.names.bind_user(user)
                 scope.own.add(name_)
