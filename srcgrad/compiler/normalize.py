@@ -1155,18 +1155,26 @@ class _Normalizer:
         return keywords
 
     def is_known_array(self, node):
-        """Whether `node` surely holds a numpy array (so `node.dot(...)` is ndarray.dot): an
-        argument passed as an array, or a value numpy functions or arithmetic on arrays made."""
+        """Whether `node.method(...)` may be taken for the ndarray method: yes for arrays and
+        values computed in the function, no for an argument that is not an array (a user
+        object, whose `.sum` or `.dot` could be anything) or an object a class call made."""
         if not isinstance(node, gast.Name) or not isinstance(self.scope.env.get(node.id), gast.Name):
             return False
         name_ = self.scope.env[node.id].id
-        if name_ in self.mutable:
+        if name_ in self.params:
+            return self.kinds.get(name_) is not None
+        if not self.scope.is_top and name_ not in self.scope.own:
             return False
-        kind = self.kinds.get(name_) if self.scope.is_top else None
-        if isinstance(kind, tuple) and kind[0] == "array":
-            return True
         maker = next((s for s in reversed(self.steps) if s.target == name_), None)
-        return maker is not None and maker.value is not None and self.makes_array(maker.value)
+        if maker is None or maker.value is None:
+            return False
+        if isinstance(maker.value, gast.Call):
+            func = maker.value.func
+            callee = self.names.cells.get(func.id) if isinstance(func, gast.Name) and \
+                func.id in self.names.cells else self.top.resolve(func)
+            module = getattr(callee, "__module__", None) or ""
+            return callee is not UNRESOLVED and (module.startswith("numpy") or self.makes_array(maker.value))
+        return True
 
     def makes_array(self, expr):
         """Whether the (renamed) expression surely evaluates to a numpy array."""
