@@ -9,8 +9,9 @@ form and checks that no argument is modified). srcgrad's value is compared with
 the function's own. Every program, its arguments and srcgrad's generated code
 are shown with `note()` when a check fails.
 
-The generator composes, over Python floats and arrays of shape (3,) and (2, 3)
-(any two broadcast), with 1-4 float parameters and optionally an int `k` (0-4):
+The generator composes, over Python floats (and numpy float64 scalars) and arrays
+of shape (3,) and (2, 3) (any two broadcast), with 1-4 float parameters and
+optionally an int `k` (0-4):
 - straight-line statements: new values, rebinding of a name (also of a
   parameter), `+= -= *=` (into scalars, and into arrays created in the same
   block that no other name can see), tuple assignment, ternaries; expressions
@@ -39,13 +40,27 @@ The generator composes, over Python floats and arrays of shape (3,) and (2, 3)
   with np.stack / np.array / np.concatenate / sum / indexing / a loop over them;
 - a scalar return value (np.sum / np.mean / float of an expression, plus the
   values that nothing read), or for the vjp property a (3,) / (2, 3) array
-  checked through a random seed.
+  checked through a random seed; gradients with respect to 1-3 of the float
+  parameters, by name or by index.
+
+Each program is checked with check_grads (rtol 1e-4, atol 1e-6; the grad form
+against the vjp form, arguments unchanged), and srcgrad's value (vjp and grad
+forms) against the function's.
 
 Branch conditions must not flip under the finite differences' steps: the
 program is run once more with every comparison instrumented (an AST rewrite of
-the same source), and a program with a float comparison closer than MARGIN to a
-tie is discarded with assume(). Values are kept bounded by squashing
-(tanh ...) what grows, and programs whose value is large are discarded.
+the same source); a program with a float comparison closer than MARGIN to a tie,
+that takes other branches (or whose value jumps) when every argument moves by
+1e-4 relatively, or whose derivative along a random direction differs between
+steps of 1e-5 and 1e-6 (too curved for the finite differences), is discarded
+with assume(). Values are kept bounded by
+squashing (tanh ...) what a loop carries, and programs whose value is large are
+discarded. The array values come from a numpy generator seeded by hypothesis,
+the thresholds from hypothesis.
+
+Shrinking is off (phases): shrinking these programs takes minutes. A failure
+prints the program, its arguments and srcgrad's generated code as drawn; switch
+off GENERATE_* features to narrow it down, and reduce it by hand.
 
 Known bugs found by this generator are pinned at the end of the file as strict
 xfail tests; the constructs that trigger them are switched off in the
@@ -75,8 +90,7 @@ SETTINGS = dict(deadline=None, derandomize=True, phases=[Phase.explicit, Phase.g
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 
-# Constructs that hit an open bug (pinned by the xfail tests at the end of the
-# file). Switch one on when its xfail test starts to pass.
+# Features of the generator (to narrow a failure down by hand).
 GENERATE_HELPERS = True
 GENERATE_EARLY_RETURNS = True
 GENERATE_BREAK_CONTINUE = True
@@ -85,7 +99,12 @@ GENERATE_FILL = True
 GENERATE_LISTS = True
 GENERATE_AUGMENTED = True
 GENERATE_TUPLE_ASSIGNMENT = True
-GENERATE_AUG_OF_SCALAR_ALIAS = False   # test_bug_augmented_assignment_to_a_float_bound_to_another_name
+
+# Constructs that hit an open bug (pinned by the xfail tests at the end of the
+# file). Switch one on when its xfail test starts to pass.
+# `+=` into a float another name holds (or held at the start of the loop around it), or
+# a helper's float parameter: test_bug_augmented_assignment_to_a_float_bound_to_another_name
+GENERATE_AUG_OF_SCALAR_ALIAS = False
 # a loop other than `for i in range(...)` (a while loop, a loop over a list or an array)
 # inside an if arm, after a break/continue or an early return, unless a range loop
 # encloses it: test_bug_while_loop_inside_an_if
@@ -97,15 +116,17 @@ GENERATE_TERNARY_COMMON_SUBEXPRESSION = False
 # reading v in an if arm (the old v dies), and values that nothing reads (all of them
 # are added to the returned value when this is off): test_bug_dead_value_in_a_branch
 GENERATE_DEAD_VALUES = False
-# a constant argument of a helper (a literal, or a defaulted parameter left out) whose
-# parameter a loop in the helper rebinds: test_bug_constant_argument_rebound_in_a_loop
+# a constant argument of a helper (a negative literal `-0.6`, or constant arithmetic
+# `0.3 * 2.0`; a plain literal is fixed) whose parameter a loop in the helper rebinds:
+# test_bug_folded_constant_argument_rebound_in_a_loop
 GENERATE_CONSTANT_ARGUMENT = False
 # a helper's parameter rebound in a loop that is in an if arm (or after an early
 # return): test_bug_helper_parameter_rebound_in_a_loop_in_a_branch
 GENERATE_HELPER_PARAM_LOOP_IN_BRANCH = False
-# np.sum / np.mean / .sum() of a bare array in an if arm (or after an early return)
-# when the array's elements are read elsewhere: test_bug_sum_in_a_branch_and_an_element_read
-GENERATE_REDUCE_IN_BRANCH = False
+# an array whose elements were read (`x[i]`, or written: a buffer), used again in an if arm
+# or after an early return: test_bug_sum_in_a_branch_and_an_element_read (read-only
+# adjoint) and test_bug_adjoints_shared_after_a_branch (wrong gradient)
+GENERATE_INDEXED_ARRAY_IN_BRANCH = False
 
 _FILES = itertools.count()
 
@@ -168,20 +189,35 @@ def instrumented(src):
 
 def branches_are_stable(src, args, value, trace, scale=1e-4):
     """The program takes the same branches, and its value moves little, when every float
-    argument moves by up to `scale` (relatively): the finite differences (steps of 1e-6)
-    then see one smooth piece of the function."""
+    argument moves by up to `scale` (relatively), and its derivative along a random
+    direction is the same with steps of 1e-5 and 1e-6: the finite differences (steps of
+    1e-6) then see one smooth, not too curved, piece of the function."""
     run = instrumented(src)
     rng = np.random.default_rng(len(src))
-    for _ in range(2):
-        moved = [a if isinstance(a, int) else
-                 a + scale * rng.choice([-1.0, 1.0], size=np.shape(a)) * np.maximum(1.0, np.abs(a))
-                 for a in args]
+    weights = rng.normal(size=np.shape(value))
+
+    def at(direction, h):
+        moved = [a if isinstance(a, int) else a + h * d * np.maximum(1.0, np.abs(a))
+                 for a, d in zip(args, direction)]
         moved = [float(m) if isinstance(a, float) else type(a)(m) if isinstance(a, np.generic)
                  else m for a, m in zip(args, moved)]
         got, margins = run(*moved)
-        if margins.trace != trace or not np.allclose(got, value, rtol=0.1, atol=0.1):
+        if margins.trace != trace:
+            return None
+        return got
+
+    for _ in range(2):
+        direction = [rng.choice([-1.0, 1.0], size=np.shape(a)) for a in args]
+        got = at(direction, scale)
+        if got is None or not np.allclose(got, value, rtol=0.1, atol=0.1):
             return False
-    return True
+    slopes = []
+    for h in (1e-5, 1e-6):
+        ends = [at(direction, h), at(direction, -h)]
+        if any(e is None for e in ends):
+            return False
+        slopes.append(float(np.sum((ends[0] - ends[1]) * weights)) / (2 * h))
+    return abs(slopes[0] - slopes[1]) <= 1e-3 * max(1.0, abs(slopes[1]))
 
 
 # --------------------------------------------------------------------------
@@ -213,6 +249,7 @@ class Helper:
     ret: tuple
     bound: float
     nonrange: bool         # it (or a helper it calls) has a loop other than over range(...)
+    branched: bool         # it (or a helper it calls) has a branch
 
 
 def fits(shape, target):
@@ -317,6 +354,9 @@ class Gen:
         self.created = set()        # names bound to a fresh array in the current block
         self.shared = set()         # names whose array another name may share
         self.in_cond = 0            # drawing a condition (reads there carry no gradient)
+        self.indexed = set()        # arrays whose elements were read or written
+        self.no_indexed = 0         # drawing the arguments of a helper with branches
+        self.branched = False       # a branch was drawn (in this function or a helper it calls)
         self.params = set()         # a helper's parameters
         self.params_frozen = False  # the parameters may not be rebound here
         self.loop_outer = set()     # names bound before the innermost loop around here
@@ -374,12 +414,19 @@ class Gen:
             self.depth -= 1
 
     def rebindable(self, names=None):
-        return [v for v in self.env.values() if (names is None or v.name in names)
+        """The values a statement here may rebind (reading them: `h = tanh(w * h + x)`)."""
+        return [v for v in self.usable() if (names is None or v.name in names)
                 and not (self.params_frozen and v.name in self.params)]
 
-    def plain_reduce_ok(self):
-        """A sum or mean of a bare array may be drawn here."""
-        return GENERATE_REDUCE_IN_BRANCH or not (self.guarded or self.after_return)
+    def usable(self):
+        """The values an expression here may read: in an if arm (or an argument of a helper
+        with branches), no array whose elements were read before, or may be read later in
+        the loop around (see GENERATE_INDEXED_ARRAY_IN_BRANCH)."""
+        if GENERATE_INDEXED_ARRAY_IN_BRANCH or self.in_cond or not (
+                self.guarded or self.after_return or self.no_indexed):
+            return list(self.env.values())
+        risky = self.indexed | (self.loop_outer if self.loops else set())
+        return [v for v in self.env.values() if not (v.shape and v.name in risky)]
 
     def loop_starts(self):
         """Called in a new loop body."""
@@ -425,9 +472,10 @@ class Gen:
         return self.choice(forms)
 
     def leaf(self, S):
-        fit = [v for v in self.env.values() if fits(v.shape, S)]
-        rows = [v for v in self.env.values() if v.shape and fits(v.shape[1:], S)]
-        big = [v for v in self.env.values() if v.shape]
+        usable = self.usable()
+        fit = [v for v in usable if fits(v.shape, S)]
+        rows = [v for v in usable if v.shape and fits(v.shape[1:], S)]
+        big = [v for v in usable if v.shape]
         calls = [h for h in self.callable() if fits(h.ret, S)]
         forms = ["var"] * 4 * bool(fit) + ["index"] * 2 * bool(rows) + ["reduce"] * bool(big) \
             + ["call"] * 2 * bool(calls) + ["int"] * bool(self.ints) + ["const"]
@@ -439,6 +487,8 @@ class Gen:
         if form == "index":
             v = self.choice(rows)
             self.mark_read(v.name)
+            if not self.in_cond:
+                self.indexed.add(v.name)
             if len(v.shape) == 2 and fits((), S) and self.flag():
                 return Expr(f"{v.name}[{self.index(2)}, {self.index(3)}]", (), v.bound,
                             frozenset([v.name]))
@@ -450,14 +500,13 @@ class Gen:
             self.mark_read(v.name)
             n = int(np.prod(v.shape))
             targets = [()] + ([(3,)] if v.shape == (2, 3) and fits((3,), S) else [])
-            plain = self.plain_reduce_ok()
             if self.choice(targets) == (3,):
                 code = self.choice(["np.sum({0}, axis=0)", "np.mean({0}, axis=0)",
-                                    "{0}.sum(axis=0)"] * plain + ["np.tanh({0}).mean(axis=0)"])
+                                    "{0}.sum(axis=0)", "np.tanh({0}).mean(axis=0)"])
                 return Expr(code.format(v.name), (3,), 2 * v.bound)
-            same = [u for u in self.env.values() if u.shape == (3,)]
-            forms = ["np.sum({0})", "np.mean({0})", "{0}.sum()"] * plain + ["np.sum({0} * {0})"] \
-                + ["np.dot({0}, {1})"] * bool(v.shape == (3,) and same)
+            same = [u for u in usable if u.shape == (3,)]
+            forms = ["np.sum({0})", "np.mean({0})", "{0}.sum()", "np.sum({0} * {0})"] + \
+                ["np.dot({0}, {1})"] * bool(v.shape == (3,) and same)
             form = self.choice(forms)
             if "dot" in form:
                 u = self.choice(same)
@@ -478,6 +527,8 @@ class Gen:
         self.calls[h.name].append(self.fname)
         self.features.add("call")
         self.nonrange |= h.nonrange
+        self.branched |= h.branched
+        self.no_indexed += h.branched
         args, alias = [], set()
         params = list(h.params)
         omit = h.default and GENERATE_CONSTANT_ARGUMENT and self.flag()
@@ -493,6 +544,7 @@ class Gen:
             if keyword and k == len(params) - 1:
                 text = f"{p}={text}"
             args.append(text)
+        self.no_indexed -= h.branched
         # a helper may return its argument itself: the result is no fresh array
         return Expr(f"{h.name}({', '.join(args)})", h.ret, h.bound, frozenset(alias | {h.name}))
 
@@ -519,7 +571,7 @@ class Gen:
         e = self.expr(S, depth)
         if e.shape == S:
             return e
-        same = [v for v in self.env.values() if v.shape == S]
+        same = [v for v in self.usable() if v.shape == S]
         if same and self.flag():
             v = self.choice(same)
             self.mark_read(v.name)
@@ -546,6 +598,7 @@ class Gen:
 
     # ---- conditions
     def cond(self, depth=1):
+        self.branched = True
         self.guarded += 1
         self.in_cond += 1
         try:
@@ -566,10 +619,13 @@ class Gen:
         return f"{self.cond(0)} {form} {self.cond(0)}"
 
     def float_cond(self):
+        self.branched = True
+        self.guarded += 1
         self.in_cond += 1
         try:
             return self._float_cond()
         finally:
+            self.guarded -= 1
             self.in_cond -= 1
 
     def _float_cond(self):
@@ -685,7 +741,8 @@ class Gen:
         # held when the loop started as a value it may share)
         cands = [v for v in self.rebindable() if v.name not in self.shared and (
             (v.owned and (v.shape == () or v.name in self.created))
-            or (v.shape == () and ((v.param and self.fname == "f") or GENERATE_AUG_OF_SCALAR_ALIAS)))
+            or (v.shape == () and (GENERATE_AUG_OF_SCALAR_ALIAS
+                                   or (v.param and self.fname == "f"))))
             and (GENERATE_AUG_OF_SCALAR_ALIAS or v.name not in self.loop_outer)]
         if not cands:
             return self.st_update()
@@ -776,10 +833,11 @@ class Gen:
     def for_header(self):
         """(header line, {int: largest value}, {name: Var} bound by the loop, trip count)."""
         limit = 16 // int(np.prod(self.loops)) if self.loops else 16
-        arrays = [v for v in self.env.values() if v.shape]
+        arrays = [v for v in self.usable() if v.shape]
         forms = ["range"] * 3 + ["range_k"] * ("k" in self.ints) + ["range_len"] * bool(arrays)
         if self.nonrange_ok():
-            forms += ["array", "enumerate", "zip", "reversed"] * bool(arrays) + ["tuple", "constants"]
+            forms += ["array", "enumerate", "zip", "reversed"] * bool(arrays) \
+                + ["tuple", "constants"]
         form = self.choice(forms)
         self.header_is_range = form in ("range", "range_k", "range_len")
         self.nonrange |= not self.header_is_range
@@ -909,6 +967,7 @@ class Gen:
             idx = i if hi < n else f"{i} % {n}"
             target = f"{out_name}[{idx}]" if not elem or self.flag() else f"{out_name}[{idx}, :]"
             form = self.choice(["set", "add", "previous", "branch"])
+            self.guarded += form == "branch"        # (the values written in an arm)
             e = self.small(elem, 2)
             bound = e.bound * max(trips, 1)
             if form == "set":
@@ -919,9 +978,10 @@ class Gen:
                 self.emit(f"{target} = {par(e.code)} + 0.5 * {out_name}[({i} + {n - 1}) % {n}]")
                 bound *= 2
             else:
+                e2 = self.small(elem, 1)
+                self.guarded -= 1
                 self.emit(f"if {self.cond()}:")
                 self.emit(f"    {target} = {e.code}")
-                e2 = self.small(elem, 1)
                 self.emit("else:")
                 self.emit(f"    {target} += {e2.code}")
                 bound += e2.bound * max(trips, 1)
@@ -930,6 +990,7 @@ class Gen:
         self.features.add("fill")
         self.merge(pre, [out], trips)
         self.define(out_name, S, bound)
+        self.indexed.add(out_name)      # its adjoint is written element by element
 
     def st_list(self):
         S = self.choice(SHAPES)
@@ -951,13 +1012,16 @@ class Gen:
             self.loops.append(max(trips, 1))
             self.range_loops += is_range
             self.statements(self.integer(0, 2))
+            conditional = self.flag()
+            self.guarded += conditional             # (the value appended in an arm)
             e = self.small(S, 2)
+            self.guarded -= conditional
             self.shared.update(e.alias)
-            if self.flag():
-                self.emit(f"{hs}.append({e.code})")
-            else:
+            if conditional:
                 self.emit(f"if {self.cond()}:")
                 self.emit(f"    {hs}.append({e.code})")
+            else:
+                self.emit(f"{hs}.append({e.code})")
             self.loops.pop()
             self.range_loops -= is_range
         self.features.add("list")
@@ -965,17 +1029,17 @@ class Gen:
         bound = max(bound, e.bound)
         total = bound * (trips + 1)
         name = self.fresh("v")
-        plain = self.plain_reduce_ok()
-        forms = [("np.sum(np.stack({0}), axis=0)", S, total)] * plain + [
+        forms = [("np.sum(np.stack({0}), axis=0)", S, total),
                  ("np.mean(np.stack({0}) ** 2, axis=0)", S, bound * bound),
                  ("sum({0})", S, total),
                  ("{0}[-1] * {0}[0]", S, bound * bound),
-                 ("np.sum(np.array({0}) * 0.5, axis=0)", S, total / 2),
-                 ("loop", (), total)]
+                 ("np.sum(np.array({0}) * 0.5, axis=0)", S, total / 2)] + \
+            [("loop", (), total)] * self.nonrange_ok()     # a loop over the list
         if S:
             forms.append(("np.sum(np.concatenate({0}) ** 2)", (), total * bound * 6))
         form, shape, bound = self.choice(forms)
         if form == "loop":
+            self.nonrange = True
             t = self.fresh("t")
             self.emit(f"{name} = 0.0")
             self.emit(f"for {t} in {hs}:")
@@ -996,10 +1060,8 @@ class Gen:
         if self.ret is not None:
             self.ret_bound = max(self.ret_bound, e.bound + sum(v.bound * 3 for v in unread))
             return e.code + extra
-        bare = isinstance(ast.parse(e.code, mode="eval").body, (ast.Name, ast.Subscript))
-        plain = self.plain_reduce_ok() or not bare
-        forms = ["np.sum({0})", "float(np.sum({0}))", "np.mean({0})"] * plain + \
-            ["np.sum({p} * {p})"] * cheap(e.code) + ["np.sum(np.tanh({0}))"]
+        forms = ["np.sum({0})", "float(np.sum({0}))", "np.mean({0})", "np.sum(np.tanh({0}))"] + \
+            ["np.sum({p} * {p})"] * cheap(e.code)
         if e.shape == ():
             forms.insert(0, "{0}")
         return self.choice(forms).format(e.code, p=par(e.code)) + extra
@@ -1023,7 +1085,8 @@ def make_helper(draw, j, helpers, calls, names):
         g.emit(f"return {g.ret_expr(True)}")
     sig = ", ".join(f"{p}=0.5" if default and k == n - 1 else p for k, (p, _) in enumerate(params))
     src = f"def {name}({sig}):\n" + "\n".join(g.lines) + "\n"
-    helper = Helper(name, params, default, ret, min(g.ret_bound, 50.0) or 3.0, g.nonrange)
+    helper = Helper(name, params, default, ret, min(g.ret_bound, 50.0) or 3.0, g.nonrange,
+                    g.branched)
     return helper, src, g.features
 
 
@@ -1151,7 +1214,7 @@ def test_grad_of_random_control_flow_program(prog):
     check_program(prog)
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=120, **SETTINGS)
 @given(programs("vector"), st.integers(0, 2 ** 32 - 1))
 def test_vjp_of_random_control_flow_program(prog, seed):
     check_program(prog, seed)
@@ -1222,6 +1285,20 @@ def test_constant_argument_rebound_in_a_loop():
                     "def f(a):\n    return g(a, 0.5)\n", 0.3) == pytest.approx(2.0)
 
 
+@pytest.mark.xfail(strict=True, raises=(AssertionError, UnboundLocalError), reason=(
+    "BUG (wrong value and gradient): test_constant_argument_rebound_in_a_loop's fix covers "
+    "a plain literal only: a negative literal `g(-0.6, a)` or constant arithmetic "
+    "`g(0.3 * 2.0, a)` is still propagated into the loop that rebinds the parameter "
+    "(value -0.3 for 0.0, d/da 1.0 for 2.0); in a `while` loop whose test reads it, "
+    "UnboundLocalError: 'p'"))
+@pytest.mark.parametrize("constant", ["-0.6", "0.3 * 2.0"])
+@pytest.mark.parametrize("loop", ["for i in range(2):", "while n < 2:"])
+def test_bug_folded_constant_argument_rebound_in_a_loop(constant, loop):
+    src = (f"def g(p, r):\n    n = 0\n    {loop}\n        n += 1\n        if p > -5.0:\n"
+           f"            p = p + r\n    return p\n\ndef f(a):\n    return g({constant}, a)\n")
+    assert check_fd(src, 0.3) == pytest.approx(2.0)
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "BUG (wrong value and gradient): a helper's parameter rebound in a loop that is in an "
     "if arm (or after an early return): every iteration reads the parameter's first value "
@@ -1267,3 +1344,17 @@ def test_bug_name_rebound_to_another_shape_in_a_branch():
     np.testing.assert_allclose(
         check_fd("def f(x):\n    v = x[:2]\n    if x[0] < 4.9:\n        v = np.tanh(x)\n"
                  "    return np.sum(v)\n", x), 1 - np.tanh(x) ** 2)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "BUG (wrong gradient): after `e = b[0]`, `c = x + b` in an if arm gives d_x and d_b as "
+    "one array (unbroadcast returns its argument when the shapes agree), and the adjoint "
+    "of `b[0]` is then added into d_b in place (accumulate_at), so it lands in d_x too: "
+    "d/dx[0] = 1.9004 for 0.9004 (the same missing copy as "
+    "test_bug_sum_in_a_branch_and_an_element_read)"))
+def test_bug_adjoints_shared_after_a_branch():
+    x = np.array([0.3, -0.5, 0.8])
+    dx, db = check_fd("def f(x, b):\n    e = b[0]\n    if x[1] < 5.0:\n        c = x + b\n"
+                      "    else:\n        c = x\n    return np.sum(np.sin(c)) + e\n",
+                      x, 0.5 * x, wrt=(0, 1))
+    np.testing.assert_allclose(dx, np.cos(1.5 * x))
