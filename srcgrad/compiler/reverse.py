@@ -723,11 +723,6 @@ def _flatten(lines):
             yield from _flatten(line.orelse)
 
 
-def _has_code(lines):
-    return any(isinstance(x, Block) or x.kind not in ("restore", "restore_slice", "recompute",
-                                                      "restore_list") for x in lines)
-
-
 def _sum_alike(exprs, add=nodes.add):
     """The sum of `exprs`, equal terms counted: `a + a + b` is `2 * a + b`."""
     total = None
