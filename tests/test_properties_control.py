@@ -62,9 +62,9 @@ Shrinking is off (phases): shrinking these programs takes minutes. A failure
 prints the program, its arguments and srcgrad's generated code as drawn; switch
 off GENERATE_* features to narrow it down, and reduce it by hand.
 
-Known bugs found by this generator are pinned at the end of the file as strict
-xfail tests; the constructs that trigger them are switched off in the
-generator by the GENERATE_* flags below until they are fixed.
+Bugs this generator found are reduced by hand to regression tests at the end
+of the file. While a bug is open its test is a strict xfail and the GENERATE_*
+flag of the construct that triggers it is off; none is open now.
 """
 import ast
 import itertools
@@ -100,33 +100,33 @@ GENERATE_LISTS = True
 GENERATE_AUGMENTED = True
 GENERATE_TUPLE_ASSIGNMENT = True
 
-# Constructs that hit an open bug (pinned by the xfail tests at the end of the
-# file). Switch one on when its xfail test starts to pass.
+# Constructs that hit a bug once (the regression test is named in each comment).
+# Switch a construct off here while its bug is open, with a strict xfail test.
 # `+=` into a float another name holds (or held at the start of the loop around it), or
-# a helper's float parameter: test_bug_augmented_assignment_to_a_float_bound_to_another_name
-GENERATE_AUG_OF_SCALAR_ALIAS = False
+# a helper's float parameter: test_augmented_assignment_to_a_float_bound_to_another_name
+GENERATE_AUG_OF_SCALAR_ALIAS = True
 # a loop other than `for i in range(...)` (a while loop, a loop over a list or an array)
 # inside an if arm, after a break/continue or an early return, unless a range loop
-# encloses it: test_bug_while_loop_inside_an_if
-GENERATE_NONRANGE_LOOP_IN_BRANCH = False
+# encloses it: test_while_loop_inside_an_if
+GENERATE_NONRANGE_LOOP_IN_BRANCH = True
 # `a if c else b` where a and b compute a common subexpression (drawn as an if
-# statement instead): test_bug_ternary_arms_with_a_common_subexpression
-GENERATE_TERNARY_COMMON_SUBEXPRESSION = False
+# statement instead): test_ternary_arms_with_a_common_subexpression
+GENERATE_TERNARY_COMMON_SUBEXPRESSION = True
 # values that no path to a return reads, where branches rebind names: `v = e` not
 # reading v in an if arm (the old v dies), and values that nothing reads (all of them
-# are added to the returned value when this is off): test_bug_dead_value_in_a_branch
-GENERATE_DEAD_VALUES = False
+# are added to the returned value when this is off): test_dead_value_in_a_branch
+GENERATE_DEAD_VALUES = True
 # a constant argument of a helper (a negative literal `-0.6`, or constant arithmetic
 # `0.3 * 2.0`; a plain literal is fixed) whose parameter a loop in the helper rebinds:
-# test_bug_folded_constant_argument_rebound_in_a_loop
-GENERATE_CONSTANT_ARGUMENT = False
+# test_folded_constant_argument_rebound_in_a_loop
+GENERATE_CONSTANT_ARGUMENT = True
 # a helper's parameter rebound in a loop that is in an if arm (or after an early
-# return): test_bug_helper_parameter_rebound_in_a_loop_in_a_branch
-GENERATE_HELPER_PARAM_LOOP_IN_BRANCH = False
+# return): test_helper_parameter_rebound_in_a_loop_in_a_branch
+GENERATE_HELPER_PARAM_LOOP_IN_BRANCH = True
 # an array whose elements were read (`x[i]`, or written: a buffer), used again in an if arm
-# or after an early return: test_bug_sum_in_a_branch_and_an_element_read (read-only
-# adjoint) and test_bug_adjoints_shared_after_a_branch (wrong gradient)
-GENERATE_INDEXED_ARRAY_IN_BRANCH = False
+# or after an early return: test_sum_in_a_branch_and_an_element_read (read-only
+# adjoint) and test_adjoints_shared_after_a_branch (wrong gradient)
+GENERATE_INDEXED_ARRAY_IN_BRANCH = True
 
 _FILES = itertools.count()
 
@@ -736,7 +736,7 @@ class Gen:
     def st_aug(self):
         # only into a value no other name can see: srcgrad refuses `t += ...` where t may
         # share memory, and for a float too where t was bound to another name (see
-        # test_bug_augmented_assignment_to_a_float_bound_to_another_name)
+        # test_augmented_assignment_to_a_float_bound_to_another_name)
         # (in a loop, only into a name bound in the loop body: srcgrad counts what the name
         # held when the loop started as a value it may share)
         cands = [v for v in self.rebindable() if v.name not in self.shared and (
@@ -1221,9 +1221,9 @@ def test_vjp_of_random_control_flow_program(prog, seed):
 
 
 # --------------------------------------------------------------------------
-# bugs found by the properties above, reduced to minimal reproducers (the fixed
-# ones stay as regression tests; the open ones are strict xfails, and the
-# GENERATE_* flag named in each keeps the generator away from them)
+# bugs found by the properties above, reduced to minimal reproducers (fixed ones
+# stay as regression tests; an open one is a strict xfail while the GENERATE_*
+# flag named beside it keeps the generator away)
 
 def check_fd(src, *args, wrt=0):
     """srcgrad's value and gradient of `src`'s f against the function and central
@@ -1245,36 +1245,33 @@ def test_loop_target_rebound_in_an_inner_loop():
              "            t = x\n        s = s + t * x\n    return s\n", 0.7)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "BUG: a loop other than `for i in range(...)` (while, a loop over a list, or over an "
-    "array that is not differentiated) inside an if arm, with no range loop around it: "
-    "reverse.py _loop_indices joins the arms with `or`, so the arm's empty set of range "
-    "indices falls through to None, and recomputed_values raises TypeError: argument of "
-    "type 'NoneType' is not iterable (also after an early return in an else arm, and for "
-    "a helper with such a loop called in an arm)"))
-def test_bug_while_loop_inside_an_if():
+# Was a bug: a loop other than `for i in range(...)` (while, a loop over a list, or
+# over an array that is not differentiated) inside an if arm, with no range loop around
+# it: reverse.py _loop_indices joins the arms with `or`, so the arm's empty set of
+# range indices falls through to None, and recomputed_values raises TypeError: argument
+# of type 'NoneType' is not iterable (also after an early return in an else arm, and
+# for a helper with such a loop called in an arm)
+def test_while_loop_inside_an_if():
     # x = 0.7: x**4 = 0.2401, d/dx = 4 x**3 = 1.372
     assert check_fd("def f(x):\n    if x > 0:\n        n = 0\n        while n < 2:\n"
                     "            n = n + 1\n            x = x * x\n    return x\n",
                     0.7) == pytest.approx(1.372)
 
 
-@pytest.mark.xfail(strict=True, raises=UnboundLocalError, reason=(
-    "BUG: the arms of `a if c else b` share a computation: the statement-level reuse of "
-    "equal expressions computes `x * 2.0` in the first arm only and reuses it in the "
-    "second, so the else arm raises UnboundLocalError: 'x_two' (its adjoint is also "
-    "dropped: d_x = zeros_like(x) in the else arm)"))
-def test_bug_ternary_arms_with_a_common_subexpression():
+# Was a bug: the arms of `a if c else b` share a computation: the statement-level reuse
+# of equal expressions computes `x * 2.0` in the first arm only and reuses it in the
+# second, so the else arm raises UnboundLocalError: 'x_two' (its adjoint is also
+# dropped: d_x = zeros_like(x) in the else arm)
+def test_ternary_arms_with_a_common_subexpression():
     assert check_fd("def f(x):\n    return x * 2.0 + 1.0 if x > 1.0 else x * 2.0 - 1.0\n",
                     0.5) == pytest.approx(2.0)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "BUG: a value of two or more operations that no path reads, where a branch rebinds a "
-    "name: `x = v * 2.0` in an if arm with x dead afterwards (or `v = ...` in both arms of "
-    "an if/else, or before an early return) makes the adjoint sweep visit the dead "
-    "chain and raise KeyError: 'x_two' at compile time"))
-def test_bug_dead_value_in_a_branch():
+# Was a bug: a value of two or more operations that no path reads, where a branch
+# rebinds a name: `x = v * 2.0` in an if arm with x dead afterwards (or `v = ...` in
+# both arms of an if/else, or before an early return) makes the adjoint sweep visit the
+# dead chain and raise KeyError: 'x_two' at compile time
+def test_dead_value_in_a_branch():
     # f = 3 x whatever the branch does: d/dx = 3
     assert check_fd("def f(x):\n    v = x * 2.0 + 1.0\n    y = x * 3.0\n    if x < 0.5:\n"
                     "        x = v * 2.0\n    return y\n", 0.3) == pytest.approx(3.0)
@@ -1285,74 +1282,78 @@ def test_constant_argument_rebound_in_a_loop():
                     "def f(a):\n    return g(a, 0.5)\n", 0.3) == pytest.approx(2.0)
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, UnboundLocalError), reason=(
-    "BUG (wrong value and gradient): test_constant_argument_rebound_in_a_loop's fix covers "
-    "a plain literal only: a negative literal `g(-0.6, a)` or constant arithmetic "
-    "`g(0.3 * 2.0, a)` is still propagated into the loop that rebinds the parameter "
-    "(value -0.3 for 0.0, d/da 1.0 for 2.0); in a `while` loop whose test reads it, "
-    "UnboundLocalError: 'p'"))
+# Was a bug (wrong value and gradient): test_constant_argument_rebound_in_a_loop's fix
+# covers a plain literal only: a negative literal `g(-0.6, a)` or constant arithmetic
+# `g(0.3 * 2.0, a)` is still propagated into the loop that rebinds the parameter (value
+# -0.3 for 0.0, d/da 1.0 for 2.0); in a `while` loop whose test reads it,
+# UnboundLocalError: 'p'
 @pytest.mark.parametrize("constant", ["-0.6", "0.3 * 2.0"])
 @pytest.mark.parametrize("loop", ["for i in range(2):", "while n < 2:"])
-def test_bug_folded_constant_argument_rebound_in_a_loop(constant, loop):
+def test_folded_constant_argument_rebound_in_a_loop(constant, loop):
     src = (f"def g(p, r):\n    n = 0\n    {loop}\n        n += 1\n        if p > -5.0:\n"
            f"            p = p + r\n    return p\n\ndef f(a):\n    return g({constant}, a)\n")
     assert check_fd(src, 0.3) == pytest.approx(2.0)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (wrong value and gradient): a helper's parameter rebound in a loop that is in an "
-    "if arm (or after an early return): every iteration reads the parameter's first value "
-    "(`q_2_a = q_2 * a`) instead of the loop-carried q: value 0.17808 for 0.05337, d/da "
-    "1.16194 for 0.52516 (variants raise UnboundLocalError on `q_stack.append(q)`)"))
-def test_bug_helper_parameter_rebound_in_a_loop_in_a_branch():
+# Was a bug (wrong value and gradient): a helper's parameter rebound in a loop that is
+# in an if arm (or after an early return): every iteration reads the parameter's first
+# value (`q_2_a = q_2 * a`) instead of the loop-carried q: value 0.17808 for 0.05337,
+# d/da 1.16194 for 0.52516 (variants raise UnboundLocalError on `q_stack.append(q)`)
+def test_helper_parameter_rebound_in_a_loop_in_a_branch():
     check_fd("def g(p, q):\n    if p > 0.0:\n        for i in range(2):\n"
              "            q = math.tanh(q * p)\n    return q\n\n"
              "def f(a):\n    return g(a, a * 2.0)\n", 0.3)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG: np.sum / np.mean / .sum() of an array in an if arm (or after an early return) "
-    "gives its adjoint as unreduce's read-only broadcast view, never copied (own) after "
-    "the branch, and an element read before the branch (`b[2]`) then writes into it: "
-    "accumulate_at raises ValueError: assignment destination is read-only"))
-def test_bug_sum_in_a_branch_and_an_element_read():
+# Was a bug: np.sum / np.mean / .sum() of an array in an if arm (or after an early
+# return) gives its adjoint as unreduce's read-only broadcast view, never copied (own)
+# after the branch, and an element read before the branch (`b[2]`) then writes into it:
+# accumulate_at raises ValueError: assignment destination is read-only
+def test_sum_in_a_branch_and_an_element_read():
     np.testing.assert_allclose(
         check_fd("def f(b):\n    v = b[2] * 2.0\n    if b[0] < 5.0:\n        w = np.sum(b) + v\n"
                  "    else:\n        w = 0.0\n    return w\n", np.array([-0.03, 0.58, -0.96])),
         [1.0, 1.0, 3.0])
 
 
-@pytest.mark.xfail(strict=True, raises=srcgrad.SrcgradError, reason=(
-    "BUG (a refusal of valid code, not documented): `v += a` into a float v that another "
-    "name holds (`w = v`) is refused as 'may share memory with another array', though a "
-    "float cannot be changed in place; the same for `v = np.sum(x)` or `v = x[0]` of a "
-    "1-d x, and `p *= ...` on a float parameter of a helper ('the caller's array')"))
-def test_bug_augmented_assignment_to_a_float_bound_to_another_name():
+# Was a bug (a refusal of valid code, not documented): `v += a` into a float v that
+# another name holds (`w = v`) is refused as 'may share memory with another array',
+# though a float cannot be changed in place; the same for `v = np.sum(x)` or `v = x[0]`
+# of a 1-d x, and `p *= ...` on a float parameter of a helper ('the caller's array')
+def test_augmented_assignment_to_a_float_bound_to_another_name():
     # a = 0.5: f = (2 a) a, d/da = 4 a = 2.0
     assert check_fd("def f(a):\n    v = a * 1.0\n    w = v\n    v += a\n    return v * w\n",
                     0.5) == pytest.approx(2.0)
+    # a helper's float parameter, a number because np.tanh of numbers is one
+    assert check_fd("def g(p):\n    p *= 3.0\n    return p\n\n"
+                    "def f(x):\n    v = np.tanh(0.1 * np.sum(x))\n    return g(v) + np.sum(x)\n",
+                    np.array([0.2, -0.4])) == pytest.approx(
+                        3.0 * (1 - np.tanh(-0.02) ** 2) * 0.1 + 1.0)
+    # an array stays refused: `v += a` would change w too
+    with pytest.raises(srcgrad.SrcgradError, match="share memory") as info:
+        srcgrad.grad(make_function("def f(a):\n    v = a * 1.0\n    w = v\n    v += a\n"
+                                   "    return np.sum(v * w)\n"))(np.ones(2))
+    assert ":4:5:" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG: a name rebound in one arm of an if to a value of another shape (`v = x[:2]`, "
-    "then `v = np.tanh(x)` in the arm): the arm's `d_v = zeros_like(v)` takes the new v's "
-    "shape (3,), and the adjoint of `x[:2]` fails in accumulate_at: operands could not be "
-    "broadcast together with shapes (2,) (3,) (2,) (found while reducing; the generator "
-    "keeps every name's shape)"))
-def test_bug_name_rebound_to_another_shape_in_a_branch():
+# Was a bug: a name rebound in one arm of an if to a value of another shape (`v =
+# x[:2]`, then `v = np.tanh(x)` in the arm): the arm's `d_v = zeros_like(v)` takes the
+# new v's shape (3,), and the adjoint of `x[:2]` fails in accumulate_at: operands could
+# not be broadcast together with shapes (2,) (3,) (2,) (found while reducing; the
+# generator keeps every name's shape)
+def test_name_rebound_to_another_shape_in_a_branch():
     x = np.array([0.3, -0.5, 0.8])
     np.testing.assert_allclose(
         check_fd("def f(x):\n    v = x[:2]\n    if x[0] < 4.9:\n        v = np.tanh(x)\n"
                  "    return np.sum(v)\n", x), 1 - np.tanh(x) ** 2)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (wrong gradient): after `e = b[0]`, `c = x + b` in an if arm gives d_x and d_b as "
-    "one array (unbroadcast returns its argument when the shapes agree), and the adjoint "
-    "of `b[0]` is then added into d_b in place (accumulate_at), so it lands in d_x too: "
-    "d/dx[0] = 1.9004 for 0.9004 (the same missing copy as "
-    "test_bug_sum_in_a_branch_and_an_element_read)"))
-def test_bug_adjoints_shared_after_a_branch():
+# Was a bug (wrong gradient): after `e = b[0]`, `c = x + b` in an if arm gives d_x and
+# d_b as one array (unbroadcast returns its argument when the shapes agree), and the
+# adjoint of `b[0]` is then added into d_b in place (accumulate_at), so it lands in d_x
+# too: d/dx[0] = 1.9004 for 0.9004 (the same missing copy as
+# test_sum_in_a_branch_and_an_element_read)
+def test_adjoints_shared_after_a_branch():
     x = np.array([0.3, -0.5, 0.8])
     dx, db = check_fd("def f(x, b):\n    e = b[0]\n    if x[1] < 5.0:\n        c = x + b\n"
                       "    else:\n        c = x\n    return np.sum(np.sin(c)) + e\n",

@@ -183,6 +183,7 @@ class _Normalizer:
         self.inlining = [parsed.fn]
         self.inlined = []              # every helper inlined (for the disk cache's checks)
         self.origin = None
+        self.alias_checks = []         # in-place updates refused unless the value is a number
 
     # ---- helpers
     def error(self, node, message):
@@ -220,6 +221,9 @@ class _Normalizer:
                           Origin(self.top, ret), {}, self.names, self.active, self.mutable)
         program.lists = self.lists
         program.shapes = infer_shapes(program, self.kinds)
+        for group, error in self.alias_checks:
+            if not any(program.shapes.get(n) == SCALAR for n in group):
+                raise error
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
         program.inlined = self.inlined
         return program
@@ -391,15 +395,18 @@ class _Normalizer:
         self.mutable.add(target)
         item = IfItem(self.condition(node.test), [], [], self.origin)
         self.block.append(item)
+        before = self.same_statement
         def branch(items, expr):
             saved = self.block
             self.block = items
+            self.same_statement = dict(before)   # what one arm computes, the other has not
             self.compound += 1
             try:
                 self.atom(expr, target=target)
             finally:
                 self.compound -= 1
                 self.block = saved
+                self.same_statement = before
         self.branches(item, lambda: branch(item.body, node.body), lambda: branch(item.orelse, node.orelse))
         self.active.add(target)
         return nodes.name(target)
@@ -429,11 +436,12 @@ class _Normalizer:
         scope = self.scope
         for user in _stored_names(body_stmts):
             current = scope.env.get(user)
-            borrowed = isinstance(current, gast.Constant) or (
-                isinstance(current, gast.Name) and current.id not in scope.own)
+            borrowed = current is not None and (
+                not isinstance(current, gast.Name) or current.id not in scope.own)
             if borrowed and not (target is not None and user in nodes.names_in(target)):
-                # the loop overwrites the variable: give it a name of this scope first
-                name_ = self.names.bind_user(user)
+                # the loop overwrites the variable: give it a name of this scope first (in
+                # a branch, the name the variable has after the branch)
+                name_ = scope.phi.get(user) or self.names.bind_user(user)
                 scope.own.add(name_)
                 self.bind_copy(name_, current)
                 scope.env[user] = nodes.name(name_)
@@ -753,17 +761,19 @@ class _Normalizer:
         if not isinstance(current, gast.Name):
             return
         group = self.aliases.get(current.id, {current.id})
-        if any(self.kinds.get(n) == SCALAR for n in group):
-            return                                      # numbers are never shared
         if not self.scope.is_top and current.id not in self.scope.own:
-            raise self.error(stmt, f"`{target.id}` is the caller's array here: `{target.id} "
-                                   f"{_opsym(stmt.op)}= ...` would change it in the caller too; "
-                                   f"write `{target.id} = {target.id} {_opsym(stmt.op)} ...`")
-        visible = {a.id for a in self.scope.env.values() if isinstance(a, gast.Name)}
-        if (self.aliases.get(current.id, set()) - {current.id}) & visible:
-            raise self.error(stmt, f"`{target.id}` may share memory with another array here, so "
-                                   "an in-place update would change both; write "
-                                   f"`{target.id} = {target.id} {_opsym(stmt.op)} ...` instead")
+            error = self.error(stmt, f"`{target.id}` is the caller's array here: `{target.id} "
+                                     f"{_opsym(stmt.op)}= ...` would change it in the caller too; "
+                                     f"write `{target.id} = {target.id} {_opsym(stmt.op)} ...`")
+        elif (self.aliases.get(current.id, set()) - {current.id}) & {
+                a.id for a in self.scope.env.values() if isinstance(a, gast.Name)}:
+            error = self.error(stmt, f"`{target.id}` may share memory with another array here, "
+                                     "so an in-place update would change both; write "
+                                     f"`{target.id} = {target.id} {_opsym(stmt.op)} ...` instead")
+        else:
+            return
+        # numbers are never shared: refuse only if the shapes found later say it is an array
+        self.alias_checks.append((group, error))
 
     def bind(self, user):
         """The name a new binding of the user's variable gets: fresh (SSA) in straight-line

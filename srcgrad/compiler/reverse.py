@@ -243,7 +243,8 @@ class _Reverse:
                 self.loop_item(item)
 
     def step(self, step):
-        if self.contributes(step) and (step.target in self.summed or step.target in self.live
+        if self.contributes(step) and ((step.target in self.summed and step.target in self.adj)
+                                       or step.target in self.live
                                        or (step.target in self.adj and step.target not in self.p.mutable)):
             g = nodes.name(self.adj[step.target])
             shares = defaultdict(list)           # operand -> its contributions from this step
@@ -264,8 +265,12 @@ class _Reverse:
             if step.target in shares:
                 self.deliver(step.origin, step.target,
                              _sum_alike(shares[step.target], self.adder(step.target)), counted=True)
-        elif step.target is not None:
-            self.kill(step.target)
+        else:
+            if self.contributes(step) and self.is_plain(step):
+                for name_ in {n for _, n in self.contributions(step)} & self.summed:
+                    self.done(step.origin, name_)    # a dead value: it contributes nothing
+            if step.target is not None:
+                self.kill(step.target)
         if step.target is not None:
             if step.saved:
                 self.emit(Line(step.origin, step.target, kind="restore"))
@@ -339,19 +344,21 @@ class _Reverse:
         self.owned.discard(name_)
 
     def if_item(self, item):
-        outer, live = self.out, set(self.live)
+        outer, live, owned = self.out, set(self.live), set(self.owned)
         branches = []
         for items in (item.body, item.orelse):
-            self.out, self.live = [], set(live)
+            self.out, self.live, self.owned = [], set(live), set(owned)
             self.block(items)
-            branches.append((self.out, self.live))
+            branches.append((self.out, self.live, self.owned))
         merged = branches[0][1] | branches[1][1]
-        for (lines, live_here), arm in zip(branches, (item.body, item.orelse)):
+        for (lines, live_here, self.owned), arm in zip(branches, (item.body, item.orelse)):
             defined = {s.target for s in walk_steps(arm) if isinstance(s, Step)}
             bound = self.bound_before[id(item)] | defined
             for name_ in sorted(merged - live_here):
                 lines.append(self.zeros_line(item.origin, name_, bound))
+        # after the `if`, an adjoint is an array no other name holds only if it is so in both arms
         self.out, self.live = outer, merged
+        self.owned = branches[0][2] & branches[1][2]
         body, orelse = branches[0][0], branches[1][0]
         self.emit(Block(item.origin, ("if", item.cond), body, orelse))   # emit drops it if empty
 
@@ -519,7 +526,10 @@ class _Reverse:
         self.pending[name_] -= 1
         if self.pending[name_] > 0:
             return
-        total = _sum_alike(self.contribs.pop(name_), self.adder(name_))
+        contributions = self.contribs.pop(name_, None)
+        if not contributions:
+            return                                # every reader was dead: the adjoint is zero
+        total = _sum_alike(contributions, self.adder(name_))
         if isinstance(total, gast.Name) and name_ not in self.wrt:
             self.adj[name_] = total.id
             return
@@ -608,6 +618,9 @@ class _Reverse:
             return set() if shapes else nodes.names_in(line.value.targets[0].slice)
         if line.kind in ("restore_slice",):
             return set() if shapes else nodes.names_in(line.value)
+        if line.kind == "zeros" and not shapes and isinstance(line.value, gast.Call):
+            # `zeros_like(v)` reads only v's shape, unless v's definitions disagree on it
+            return {n for n in names(line.value) if _shape_varies(self.p.shapes.get(n))}
         if line.kind in ("assign", "call", "recompute") and not _is_call(
                 line.value, self.names.cells, runtime.scalar_seed):
             return names(line.value)
@@ -677,6 +690,10 @@ def _is_call(expr, cells, fn):
         and cells.get(expr.func.id) is fn
 
 
+def _shape_varies(shape):
+    return isinstance(shape, tuple) and shape[0] == "any"
+
+
 def _is_read(step):
     """`x[i]`: an element read (cheap to repeat)."""
     return step.value is not None and isinstance(step.value, gast.Subscript)
@@ -693,9 +710,10 @@ def _loop_indices(items, loop, found=None):
             if hit is not None:
                 return hit
         elif isinstance(item, IfItem):
-            hit = _loop_indices(item.body, loop, found) or _loop_indices(item.orelse, loop, found)
-            if hit is not None:
-                return hit
+            for arm in (item.body, item.orelse):
+                hit = _loop_indices(arm, loop, found)
+                if hit is not None:
+                    return hit
     return None
 
 

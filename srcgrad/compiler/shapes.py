@@ -95,6 +95,8 @@ class _Shapes:
             callee = self.resolve(expr.func)
             if getattr(callee, "__module__", None) == "math" or callee in (float, int, len):
                 return SCALAR
+            if _is_ufunc(callee) and not expr.keywords:  # np.tanh(0.1): elementwise
+                return self.combine([self.of(a) for a in expr.args], key)
             if callee in _makers() and expr.args:      # np.zeros(n), np.ones((3, 2))
                 shape = expr.args[0]
                 if isinstance(shape, gast.Tuple):
@@ -144,6 +146,11 @@ def _reductions():
         import numpy as np
         _REDUCTIONS = (np.sum, np.mean, np.max, np.min, np.prod, np.var, np.std)
     return _REDUCTIONS
+
+
+def _is_ufunc(obj):
+    import numpy as np
+    return isinstance(obj, np.ufunc)
 
 
 def _makers():
