@@ -235,7 +235,10 @@ def vjp(f, *args, wrt=0, **kwargs):
     `pullback(seed)` returns the gradient(s) of `sum(seed * f(...))` with respect
     to `wrt`: the vector-Jacobian product, for functions with non-scalar output.
     """
-    d = _differentiated(f, wrt, "vjp")
+    return _vjp(_differentiated(f, wrt, "vjp"), args, kwargs)
+
+
+def _vjp(d, args, kwargs):
     args = d.receiver + args
     compiled = d.compiled(args)
     value, pullback = compiled.function(*args, **kwargs)

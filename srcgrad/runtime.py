@@ -251,3 +251,15 @@ def reverse_cumsum(g, axis=None, shape=None):
     if axis is None:
         return np.cumsum(np.ravel(g)[::-1])[::-1].reshape(shape)
     return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
+
+
+class RecursiveCall:
+    """A call of a function from inside its own derivation (recursion): its depth is
+    known only at run time, so instead of being inlined the call runs the function's
+    own generated VJP. `value` is what the call returns; `pullback(d_value)` gives the
+    gradient with respect to the arguments named by `wrt` (a tuple for a tuple)."""
+    __slots__ = ("value", "pullback")
+
+    def __init__(self, fn, wrt, /, *args, **kwargs):
+        from . import api
+        self.value, self.pullback = api._vjp(api._differentiated(fn, wrt, "vjp"), args, kwargs)

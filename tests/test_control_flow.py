@@ -1506,6 +1506,99 @@ def append_rows_then_stack(X, w):
     return np.sum(np.stack(hs) ** 2)
 
 
+def old_r_return_in_for(x):
+    y = x * 1.0
+    for _ in range(3):
+        y = y * x
+        if y > 2.0:
+            return y
+    return y
+
+
+def old_r_return_in_while(x):
+    y = x * 1.0
+    while y < 10.0:
+        return y * 2.0
+    return y
+
+
+def helper_return_in_loop(z):
+    for _ in range(2):
+        return z * 2.0
+    return z
+
+
+def old_r_helper_return_in_loop(x):
+    return helper_return_in_loop(x) + 1.0
+
+
+# ===================================================== returns inside loops
+def retloop_search(xs, t):
+    """The first element over a threshold, scaled by its position; else the sum."""
+    for i, x in enumerate(xs):
+        if x > t:
+            return x * (i + 1.0)
+    return np.sum(xs)
+
+
+def retloop_nested(a, b):
+    for i in range(3):
+        for j in range(3):
+            v = a * i + b * j
+            if v > 1.5:
+                return v * v
+        a = a * 1.1
+    return a + b
+
+
+def retloop_newton(c):
+    """sqrt(c) by Newton's method, returning when the step is small."""
+    x = c * 1.0
+    while True:
+        step = (x * x - c) / (2.0 * x)
+        x = x - step
+        if abs(step) < 1e-9:
+            return x
+
+
+def retloop_both_arms_go_on(x, y):
+    """Neither arm of the first if always returns: a `returned` flag guards the rest."""
+    if x > 0:
+        if y > 0:
+            return x * y
+        x = x * 2.0
+    else:
+        if y < -1.0:
+            return y * 3.0
+        y = y + x
+    if x > 1.0 or y > 0.3:
+        if y > 0.5:
+            return x + y * y
+        y = y * 0.5
+    return x * x + y
+
+
+def retloop_helper(x):
+    return retloop_search(np.array([x, x * x, 2.0 * x]), 0.8) + retloop_nested(x, 0.2)
+
+
+# ====================================================== enumerate with a start
+def enum_start(x):
+    s = 0.0
+    for k, v in enumerate(x, 1):
+        s = s + k * np.sin(v)
+    return s
+
+
+def enum_start_keyword(x, w):
+    s = 0.0
+    for k, (a, b) in enumerate(zip(x, w), start=len(x)):
+        s = s + k * a * b
+    for k, v in enumerate(x, 2):
+        s = s + v / k
+    return s
+
+
 # ===================================================================== mixed
 def mix_softmax_loop(x):
     m = x[0]
@@ -1808,6 +1901,19 @@ CORPUS = [p for entry in [
     C(old_lam_multiline, S3),
     C(old_r_loop_over_tuple_of_values, S3),
     C(old_r_append_in_loop, S3),
+    C(old_r_return_in_for, [(0.5,), (1.1,), (1.5,), (-0.7,)]),
+    C(old_r_return_in_while, [(0.5,), (12.0,)]),
+    C(old_r_helper_return_in_loop, S3),
+    C(enum_start, [(R(1, 4),), (R(2, 1),)]),
+    C(enum_start_keyword, [(R(3, 3), R(4, 3))], (0, 1)),
+    # returns inside loops
+    C(retloop_search, [(A([0.3, 0.9, 1.2]), 0.8), (A([0.3, 0.5, 1.2]), 0.8),
+                       (A([0.3, 0.5, 0.2]), 0.8)], (0, 1)),
+    C(retloop_nested, [(0.9, 0.4), (0.2, 0.3), (0.1, 0.05)], (0, 1)),
+    C(retloop_newton, [(2.0,), (0.3,), (9.0,)]),
+    C(retloop_both_arms_go_on, [(0.5, 0.7), (0.6, -0.4), (0.3, -0.2), (-0.5, -1.5), (-0.5, 0.4),
+                                (1.3, -0.3), (-0.2, 1.0)], (0, 1)),
+    C(retloop_helper, [(0.5,), (0.95,), (0.3,)]),
     C(append_rows_then_stack, [(R(1, 3, 2), R(2, 2)), (R(3, 1, 2), R(4, 2))], (0, 1)),
     # mixed
     C(mix_softmax_loop, [(A([0.3, 1.1, -0.4]),), (A([2.0, 0.5]),)]),
@@ -2052,3 +2158,30 @@ def test_refusal_entries_moved_here_take_both_branches():
     assert srcgrad.value_and_grad(ret_unreachable_after)(0.5) == pytest.approx((1.0, 2.0))
     # while y < 10: y = y * 2, from y = 0.5 -> 16 iterations? no: 0.5 * 2**5 = 16 (5 doublings)
     assert srcgrad.value_and_grad(old_r_while)(0.5) == pytest.approx((16.0, 32.0))
+
+
+def test_many_early_returns_give_code_of_linear_size():
+    """`if c: (if d: return ...) ...` blocks in a row: each block can return or go on in
+    both arms, so copying the rest of the function into each arm would double the code
+    with every block. A `returned` flag guards the rest instead: 12 blocks take about
+    twice the lines of 6."""
+    lines = {}
+    for n in (6, 12):
+        blocks = "".join(f"    if x > {k * 0.1:.1f}:\n        if x < {k * 0.1 + 0.05:.2f}:\n"
+                         f"            return x * {k + 1.0}\n        y = y + x * x\n"
+                         for k in range(n))
+        src = f"def many_returns(x):\n    y = x * 1.0\n{blocks}    return y * y\n"
+        fname = f"<srcgrad-test-many-returns-{n}>"
+        linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+        try:
+            ns = {"np": np}
+            exec(compile(src, fname, "exec"), ns)
+            f = ns["many_returns"]
+            for x in (0.02, 0.33, 0.57, 1.3):
+                check_grads(f, x)
+            text = srcgrad.source(srcgrad.grad(f), 0.3)
+            assert text.count("returned = True") == n + 1
+            lines[n] = len(text.splitlines())
+        finally:
+            linecache.cache.pop(fname, None)
+    assert lines[12] < 2.1 * lines[6], lines

@@ -93,6 +93,7 @@ SETTINGS = dict(deadline=None, derandomize=True, phases=[Phase.explicit, Phase.g
 # Features of the generator (to narrow a failure down by hand).
 GENERATE_HELPERS = True
 GENERATE_EARLY_RETURNS = True
+GENERATE_RETURN_IN_LOOP = True
 GENERATE_BREAK_CONTINUE = True
 GENERATE_WHILE = True
 GENERATE_FILL = True
@@ -802,10 +803,10 @@ class Gen:
                     e = self.small(join[1], 1)
                     self.emit(f"{join[0]} = {e.code}")
                     joined.append(e)
-                if not self.terminated and not self.loops and GENERATE_EARLY_RETURNS and \
-                        self.choice([False, False, True]):
+                if not self.terminated and (not self.loops or GENERATE_RETURN_IN_LOOP) and \
+                        GENERATE_EARLY_RETURNS and self.choice([False, False, True]):
                     self.emit(f"return {self.ret_expr(False)}")
-                    self.features.add("early return")
+                    self.features.add("return in loop" if self.loops else "early return")
                     self.terminated = True
                     self.after_return = True
             outs.append(out)

@@ -233,6 +233,9 @@ def function_source(program, adjoint, mode, name, single):
     for kind, names in (("value", saved), ("slices", saved_slices), ("shape", saved_shapes)):
         for name_ in sorted(names):
             forward.lines.append(f"{_INDENT}{saved_all.stack(kind, name_)} = []")
+    for name_ in program.maybe_unbound:          # bound on some paths only, and saved
+        if name_ in saved or name_ in saved_shapes:
+            forward.lines.append(f"{_INDENT}{name_} = None")
     _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",

@@ -32,6 +32,7 @@ from .parse import UNRESOLVED, lookup_global, parse_function
 from .. import rules
 from ..errors import NoSourceError, SrcgradError
 from ..rules.operators import identity, make_list
+from ..runtime import RecursiveCall
 
 _INACTIVE_ATTRS = {"shape", "ndim", "size", "dtype", "itemsize", "nbytes"}
 _OPERATORS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv",
@@ -114,6 +115,7 @@ class LoopItem:
     test: object = None            # while loops
     inits: list = field(default_factory=list)   # names first bound inside (outermost loop)
     bound_before: set = field(default_factory=set)
+    known_before: set = field(default_factory=set)  # names bound on some path before the loop
 
 
 @dataclass(eq=False)
@@ -176,6 +178,7 @@ class _Normalizer:
         self.body_items = self.block
         self.compound = 0              # depth of if / for / while
         self.loops = []                # enclosing LoopItems
+        self.maybe_unbound = []        # saved names bound on some paths only (None first)
         self.mutable = set()
         self.bound = set(self.params)   # names surely bound here (saves need an old value)
         self.known = set(self.params)   # names bound anywhere so far
@@ -191,11 +194,14 @@ class _Normalizer:
 
     def emit(self, step):
         target = step.target
-        if target is not None and (self.loops or (self.compound and target in self.bound)):
+        if target is not None and (self.loops or (self.compound and target in self.known)):
             self.block.append(SaveItem(target))
             step.saved = True
-            if self.loops and target not in self.loops[0].bound_before:
-                self.loops[0].inits.append(target)
+            if self.loops and target not in self.loops[0].known_before:
+                self.loops[0].inits.append(target)     # first bound in the loop: None before it
+            elif target not in self.bound and (not self.loops or target not in self.loops[0].bound_before) \
+                    and target not in self.maybe_unbound:
+                self.maybe_unbound.append(target)      # bound on some paths only: None at the top
         self.block.append(step)
         self.steps.append(step)
         self.link_aliases(step)
@@ -220,6 +226,7 @@ class _Normalizer:
         program = Program(self.top, self.params, self.body_items, self.steps, outputs, returns_tuple,
                           Origin(self.top, ret), {}, self.names, self.active, self.mutable)
         program.lists = self.lists
+        program.maybe_unbound = self.maybe_unbound
         program.shapes = infer_shapes(program, self.kinds)
         for group, error in self.alias_checks:
             if not any(program.shapes.get(n) == SCALAR for n in group):
@@ -229,21 +236,31 @@ class _Normalizer:
         return program
 
     def lower_returns(self, stmts):
-        """Rewrite early returns (`if c: return a` ...) so the function returns once, at the end."""
+        """Rewrite early returns (`if c: return a` ...) so the function returns once, at the end.
+
+        A return in one arm of an `if` hands the rest of the block to the other arm. Where
+        both arms can go on (or a loop returns), a flag records that a return ran: the rest
+        of the function is guarded by `if not returned:`, and a return inside a loop also
+        breaks out of it (and out of the loops around it)."""
         last = stmts[-1] if stmts else None
         inner = [n for stmt in stmts for n in _walk_own(stmt) if isinstance(n, gast.Return)]
         if not inner or (len(inner) == 1 and inner[0] is last):
             return stmts
-        result = "result"
-        while result in self.names.reserved:
-            result += "_"
+        result = self.names.available("result")
         self.names.reserved.add(result)
-        lowered, always = self._lower(stmts, result)
+        try:
+            lowered, always = self._lower(stmts, result, None)
+        except _NeedsFlag:
+            flag = self.names.available("returned")
+            self.names.reserved.add(flag)
+            lowered, always = self._lower(stmts, result, flag)
+            lowered = [_flag(flag, False, stmts[0])] + lowered
         if not always:
             raise self.error(last, "not every path through the function returns a value")
         return lowered + [gast.Return(value=nodes.name(result))]
 
-    def _lower(self, stmts, result):
+    def _lower(self, stmts, result, flag, in_loop=False):
+        """(statements, whether every path through them returns)."""
         out = []
         for i, stmt in enumerate(stmts):
             if isinstance(stmt, gast.Return):
@@ -252,23 +269,57 @@ class _Normalizer:
                 assign = gast.Assign(targets=[nodes.name(result, store=True)], value=stmt.value,
                                      type_comment=None)
                 out.append(gast.copy_location(assign, stmt))
+                if flag is not None:
+                    out.append(_flag(flag, True, stmt))
+                if in_loop:
+                    out.append(gast.copy_location(gast.Break(), stmt))
                 return out, True
-            has_return = any(isinstance(n, gast.Return) for n in _walk_own(stmt))
-            if has_return and isinstance(stmt, gast.If):
-                rest = stmts[i + 1:]
-                body, body_returns = self._lower(stmt.body, result)
-                if not body_returns:
-                    body, body_returns = self._lower(stmt.body + rest, result)
-                orelse, else_returns = self._lower(stmt.orelse, result)
-                if not else_returns:
-                    orelse, else_returns = self._lower(stmt.orelse + rest, result)
+            if not any(isinstance(n, gast.Return) for n in _walk_own(stmt)):
+                out.append(stmt)
+                continue
+            rest = stmts[i + 1:]
+            if isinstance(stmt, gast.If):
+                body, body_returns = self._lower(stmt.body, result, flag, in_loop)
+                orelse, else_returns = self._lower(stmt.orelse, result, flag, in_loop)
+                if rest and body_returns != else_returns and not in_loop:
+                    if body_returns:                   # the arm that goes on takes the rest
+                        orelse, else_returns = self._lower(stmt.orelse + rest, result, flag)
+                    else:
+                        body, body_returns = self._lower(stmt.body + rest, result, flag)
+                    rest = []
                 out.append(gast.copy_location(gast.If(test=stmt.test, body=body, orelse=orelse), stmt))
-                return out, body_returns and else_returns
-            if has_return:
+                if (body_returns and else_returns) or not rest:
+                    return out, body_returns and else_returns
+            elif isinstance(stmt, (gast.For, gast.While)) and not stmt.orelse:
+                if flag is None:
+                    raise _NeedsFlag
+                body, _ = self._lower(stmt.body, result, flag, in_loop=True)
+                if isinstance(stmt, gast.For):
+                    loop = gast.For(target=stmt.target, iter=stmt.iter, body=body, orelse=[],
+                                    type_comment=None)
+                else:
+                    loop = gast.While(test=stmt.test, body=body, orelse=[])
+                out.append(gast.copy_location(loop, stmt))
+                if in_loop:                            # a return ends the loops around it too
+                    stop = gast.If(test=nodes.name(flag), body=[gast.Break()], orelse=[])
+                    out.append(gast.copy_location(stop, stmt))
+                forever = isinstance(stmt, gast.While) and isinstance(stmt.test, gast.Constant) \
+                    and stmt.test.value is True
+                if forever and not any(isinstance(n, gast.Break) for n in _walk_loop_body(stmt.body)):
+                    return out, True                   # it ends only by returning
+            else:
                 where = next(n for n in _walk_own(stmt) if isinstance(n, gast.Return))
-                raise self.error(where, "cannot differentiate a `return` inside a loop or `with` "
-                                        "block yet: set a variable and return after the loop")
-            out.append(stmt)
+                what = "loop with `else`" if isinstance(stmt, (gast.For, gast.While)) else "`with` block"
+                raise self.error(where, f"cannot differentiate a `return` inside a {what} yet: "
+                                        "set a variable and return after it")
+            if in_loop or not rest:
+                continue
+            if flag is None:                           # paths that returned and paths that go on
+                raise _NeedsFlag
+            guarded, always = self._lower(rest, result, flag)
+            test = gast.UnaryOp(op=gast.Not(), operand=nodes.name(flag))
+            out.append(gast.copy_location(gast.If(test=test, body=guarded, orelse=[]), rest[0]))
+            return out, always
         return out, False
 
     # ---- statements
@@ -368,9 +419,8 @@ class _Normalizer:
             scope.phi = saved_phi
         scope.env.clear()
         scope.env.update(env_before)
-        self.bound = bound_before
+        self.bound = bound_before | (results[0][2] & results[1][2])
         for items, env_after, bound_after in results:
-            self.bound |= bound_after
             for user, name_ in phi.items():
                 old = env_before.get(user)
                 if nodes.is_name(env_after.get(user), name_) or old is None or nodes.is_name(old, name_):
@@ -446,7 +496,7 @@ class _Normalizer:
                 self.bind_copy(name_, current)
                 scope.env[user] = nodes.name(name_)
         item = LoopItem(kind, target, source, [], self.origin, test=test,
-                        bound_before=set(self.bound))
+                        bound_before=set(self.bound), known_before=set(self.known))
         found = self.enter_loop(body_stmts)
         scope = self.scope
         saved = scope.loop_users
@@ -514,7 +564,7 @@ class _Normalizer:
 
     def indexed_loop(self, stmt):
         """`for row in X` over a differentiated array X: `for i in range(len(X)): row = X[i]`."""
-        pairs, index_user, reverse = self.loop_pairs(stmt.target, stmt.iter)
+        pairs, index_user, reverse, start = self.loop_pairs(stmt.target, stmt.iter)
         sequences = [self.operand(seq) for _, seq in pairs]
         stored = set(_stored_names(list(stmt.body))) | {n for part, _ in pairs for n in nodes.names_in(part)}
         rebound = {a.id for u, a in self.scope.env.items() if isinstance(a, gast.Name) and u in stored}
@@ -527,8 +577,18 @@ class _Normalizer:
             range_expr = nodes.call("range", [minus_one, nodes.const(-1), nodes.const(-1)])
         else:
             range_expr = nodes.call("range", [length])
-        index_user = index_user or self.names.available("i")
         reads = []
+        if start is not None:                  # enumerate(x, start): the count is i + start
+            start = self.operand(start)
+            if isinstance(start, gast.Name):
+                self.scope.env.setdefault(start.id, start)
+            counted = index_user
+            index_user = self.names.available("i")
+            self.names.reserved.add(index_user)
+            shifted = gast.Assign(targets=[nodes.name(counted, store=True)], value=nodes.binop(
+                nodes.name(index_user), gast.Add(), start), type_comment=None)
+            reads.append(gast.copy_location(shifted, stmt))
+        index_user = index_user or self.names.available("i")
         for (part, _), seq in zip(pairs, sequences):
             self.scope.env.setdefault(seq.id, seq)
             read = gast.Assign(targets=[part], value=nodes.subscript(nodes.name(seq.id), nodes.name(index_user)),
@@ -537,23 +597,25 @@ class _Normalizer:
         self.range_loop(index_user, range_expr, stmt, reads + list(stmt.body))
 
     def loop_pairs(self, target, it):
-        """(target part, sequence) pairs, the enumerate index's name, and whether reversed."""
+        """(target part, sequence) pairs, the enumerate index's name, whether reversed, and
+        enumerate's start (None for 0)."""
         callee = self.resolve(it.func) if isinstance(it, gast.Call) else UNRESOLVED
         pair = isinstance(target, (gast.Tuple, gast.List))
-        if callee is enumerate and (len(it.args) > 1 or it.keywords):
-            raise self.error(it, "cannot differentiate enumerate(..., start) yet: add the start "
-                                 "to the index inside the loop")
-        if callee is enumerate and len(it.args) == 1 and pair and len(target.elts) == 2 \
-                and isinstance(target.elts[0], gast.Name):
-            pairs, index, reverse = self.loop_pairs(target.elts[1], it.args[0])
+        if callee is enumerate and pair and len(target.elts) == 2 and isinstance(target.elts[0], gast.Name) \
+                and 1 <= len(it.args) + len(it.keywords) <= 2 and it.args \
+                and all(k.arg == "start" for k in it.keywords):
+            start = it.args[1] if len(it.args) > 1 else (it.keywords[0].value if it.keywords else None)
+            if start is not None and self.is_active(start):
+                raise self.error(start, "enumerate's start must not depend on differentiated values")
+            pairs, index, reverse, _ = self.loop_pairs(target.elts[1], it.args[0])
             if index is None and not reverse:
-                return pairs, target.elts[0].id, False
+                return pairs, target.elts[0].id, False, start
         elif callee is zip and pair and len(target.elts) == len(it.args) and not it.keywords:
-            return list(zip(target.elts, it.args)), None, False
+            return list(zip(target.elts, it.args)), None, False, None
         elif callee is reversed and len(it.args) == 1:
-            return [(target, it.args[0])], None, True
+            return [(target, it.args[0])], None, True, None
         elif callee is UNRESOLVED:
-            return [(target, it)], None, False
+            return [(target, it)], None, False, None
         raise self.error(it, "cannot differentiate a loop over this iterable: loop over "
                              "range(...), an array, or zip/enumerate/reversed of arrays")
 
@@ -1247,8 +1309,7 @@ class _Normalizer:
     # ---- inlining the user's own helpers
     def inline(self, node, target, callee):
         if callee in self.inlining:
-            raise self.error(node, f"cannot differentiate the recursive call to "
-                                   f"`{callee.__name__}` yet")
+            return self.recursive_call(node, target, callee)
         try:
             parsed = parse_function(callee)
         except NoSourceError as exc:
@@ -1277,6 +1338,35 @@ class _Normalizer:
             self.lists.add(result.id)
             return result
         return outputs[0]
+
+    def recursive_call(self, node, target, callee):
+        """`g(n - 1, x)` inside g: a depth known only at run time cannot be inlined, so the
+        forward sweep runs g's own VJP (`g_call = RecursiveCall(g, "x", n_1, x)`, compiled
+        once per kind of arguments) and the adjoint sweep calls `g_call.pullback`."""
+        args = [self.operand(a) for a in node.args]
+        keywords = {k.arg: self.operand(k.value) for k in node.keywords}
+        try:
+            bound = inspect.signature(callee).bind(*args, **keywords)
+        except TypeError as exc:
+            raise self.error(node, f"bad call to `{callee.__name__}`: {exc}") from exc
+        active = []
+        for name_, atom in bound.arguments.items():
+            if isinstance(atom, gast.Name) and self.is_active_name(atom.id) \
+                    and atom.id not in self.lists:
+                active.append(name_)
+            elif any(self.is_active_name(n) for n in nodes.names_in(atom)):
+                raise self.error(node, f"cannot differentiate the recursive call to "
+                                       f"`{callee.__name__}`: pass each differentiated value as "
+                                       "an argument of its own, not inside a list or tuple")
+        wrt = nodes.const(active[0]) if len(active) == 1 else nodes.tuple_(map(nodes.const, active))
+        call = self.names.fresh(f"{callee.__name__}_call")
+        maker = nodes.name(self.names.cell("RecursiveCall", RecursiveCall))
+        self.emit(Step(call, nodes.call(maker, [self.rename(node.func), wrt] + args, keywords.items()),
+                       self.origin))
+        rule = rules.Rule(primal=None, name=f"{callee.__qualname__} (recursive)", kind="pullback",
+                          fn=None, params=(), uses_output=False)
+        operands = [nodes.name(call)] + [bound.arguments[n] for n in active]
+        return self.op(target, rule, operands, {}, nodes.attribute(nodes.name(call), "value"), node)
 
     def bind_arguments(self, node, callee, parsed):
         placeholders = [object() for _ in node.args]
@@ -1340,6 +1430,10 @@ def _stored_names(stmts):
             for names, _ in _assignments(node):
                 found += [n for n in names if n not in found]
     return found
+
+
+class _NeedsFlag(Exception):
+    """Early returns that need a `returned` flag (lower_returns starts again with one)."""
 
 
 def _walk_own(node):

@@ -85,6 +85,7 @@ class _Reverse:
         self.mode = mode
         self.adj = {}                      # value name -> name of its adjoint
         self.contribs = defaultdict(list)  # summed-once names: contributions so far
+        self.pullbacks = {}                # id(step) -> the name of its recursive call's gradients
         self.pending = defaultdict(int)    # summed-once names: contributions still to come
         self.live = set()                  # accumulated names whose adjoint is not zero
         self.owned = set()                 # ... whose adjoint is an array no other name holds
@@ -164,6 +165,9 @@ class _Reverse:
         if isinstance(step, (SetItem, Append)):
             value = step.value
             return [(0, value.id)] if isinstance(value, gast.Name) and value.id in self.p.active else []
+        if step.rule.kind == "pullback":          # a recursive call: its arguments after the first
+            return [(position, atom.id) for position, atom in enumerate(step.operands)
+                    if position and atom.id in self.p.active]
         template = template_for(step.rule)
         found = []
         for position, atom in self.bound_operands(step):
@@ -425,6 +429,8 @@ class _Reverse:
     # ---- the chain rule, one step at a time
     def contribution(self, step, position, g):
         rule = step.rule
+        if rule.kind == "pullback":
+            return self.pullback_part(step, position, g)
         template = template_for(rule)
         element = None
         if isinstance(position, tuple):
@@ -446,6 +452,18 @@ class _Reverse:
         if element is not None:
             expr = nodes.subscript(expr, nodes.const(element))
         return expr
+
+    def pullback_part(self, step, position, g):
+        """`g_call.pullback(d_r)`, the gradient for the recursive call's argument at `position`
+        (its element of the tuple the pullback returns, called once, for several)."""
+        call = nodes.call(nodes.attribute(step.operands[0], "pullback"), [g])
+        if len(step.operands) == 2:
+            return call
+        if id(step) not in self.pullbacks:
+            parts = self.names.fresh(f"d_{step.operands[0].id}")
+            self.emit(Line(step.origin, parts, call))
+            self.pullbacks[id(step)] = parts
+        return nodes.subscript(nodes.name(self.pullbacks[id(step)]), nodes.const(position - 1))
 
     def bindings(self, step, template, g):
         params = step.rule.primal_params

@@ -31,6 +31,7 @@ class _Shapes:
         program.int_names = self.ints
         for name in self.ints:
             self.shapes[name] = SCALAR
+        self.list_loops = _list_loops(program.body)
 
     def run(self):
         for _ in range(10):
@@ -40,6 +41,9 @@ class _Shapes:
                     continue
                 step.shape = self.step_shape(step)
                 self.assign(step.target, step.shape)
+            for target, elements in self.list_loops:   # `for t in [0.5, 2.0]`: numbers
+                if all(self.of(e) == SCALAR for e in elements):
+                    self.assign(target, SCALAR)
             if self.shapes == before:
                 break
         return self.shapes
@@ -134,6 +138,27 @@ def _range_indices(items):
             found |= _range_indices(item.body)
         elif isinstance(item, IfItem):
             found |= _range_indices(item.body) | _range_indices(item.orelse)
+    return found
+
+
+def _list_loops(items, found=None):
+    """(target name, element expressions) of loops over a list or tuple written out
+    (`for t in [0.5, x]`, normalized to `items = list([0.5, x])`)."""
+    from .normalize import IfItem, LoopItem, Step
+    found = [] if found is None else found
+    literals = {}
+    for item in items:
+        if isinstance(item, Step) and isinstance(item.value, gast.Call) \
+                and nodes.is_name(item.value.func, "list") and item.value.args \
+                and isinstance(item.value.args[0], (gast.List, gast.Tuple)):
+            literals[item.target] = item.value.args[0].elts
+        elif isinstance(item, LoopItem):
+            if item.kind == "list" and isinstance(item.target, gast.Name) and item.source in literals:
+                found.append((item.target.id, literals[item.source]))
+            _list_loops(item.body, found)
+        elif isinstance(item, IfItem):
+            _list_loops(item.body, found)
+            _list_loops(item.orelse, found)
     return found
 
 
