@@ -480,7 +480,7 @@ def make_methods(w, args, peers):
     df(*args)  # compile
     methods["srcgrad"] = (lambda: df(*args)), tuple
     generated = df.last.function
-    methods["srcgrad.fn"] = (lambda: generated(*args)), lambda out: tuple(out[1])
+    methods["srcgrad.fn"] = (lambda: generated(*args)), lambda out: tuple(out) if isinstance(out, tuple) else (out,)
 
     leaves = {i: tape.tensor(args[i], requires_grad=True) for i in idx}
     targs = [leaves.get(i, a) for i, a in enumerate(args)]

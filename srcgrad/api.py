@@ -77,9 +77,15 @@ def _wrt_names(fn, wrt):
     return tuple(names), not isinstance(wrt, tuple)
 
 
+# The kind of a numpy scalar or 0-d array argument: a scalar to the compiler (see
+# _kinds), but its gradient takes its dtype, where a Python number's is a float.
+NUMPY_SCALAR = ("scalar", "numpy")
+
+
 def _key(args):
-    """What the compiled code depends on in the positional arguments: which are scalars,
-    and which arrays share a shape (their number of dimensions included)."""
+    """What the compiled code depends on in the positional arguments: which are Python
+    numbers or other scalars, and which arrays share a shape (their number of dimensions
+    included)."""
     key, shapes = [], None
     for value in args:
         kind = type(value)
@@ -90,10 +96,15 @@ def _key(args):
                 shapes = {}
             key.append(shapes.setdefault(value.shape, ("array", len(shapes), value.ndim)))
         elif kind is np.ndarray or isinstance(value, (float, int, np.generic)):
-            key.append(SCALAR)
+            key.append(NUMPY_SCALAR)
         else:
             key.append(None)
     return tuple(key)
+
+
+def _kinds(params, key):
+    """The compiler's kind of each parameter: every scalar is SCALAR."""
+    return {p: SCALAR if k == NUMPY_SCALAR else k for p, k in zip(params, key) if k is not None}
 
 
 def _like(d, x):
@@ -141,16 +152,21 @@ class _Differentiated:
         self.mode = mode
         self.params = _params(fn)
         self.wrt_index = [self.params.index(name) for name in self.wrt]
-        self._compiled = {}
+        self._compiled = {}                  # _key(args) -> _entry
+        self._by_types = {}                  # types of args without arrays -> _entry
         self.last = None
         functools.update_wrapper(self, fn)
 
     def compiled(self, args):
-        key = _key(args)
+        return self._entry(_key(args), args)[0]
+
+    def _entry(self, key, args):
+        """(the compiled code for arguments of this key, whether every gradient is a float,
+        the function that checks the code's guards)."""
         found = self._compiled.get(key)
-        if found is None or (found.guards and not found.still_valid()):
+        if found is None or not found[2]():
             found = self._compile(key, args)
-        self.last = found
+        self.last = found[0]
         return found
 
     def _compile(self, key, args):
@@ -158,9 +174,11 @@ class _Differentiated:
             i = self.params.index(name)
             if i < len(args) and key[i] is None:
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
-        kinds = {p: k for p, k in zip(self.params, key) if k is not None}
-        found = self._compiled[key] = compile_gradient(
-            self.fn, self.wrt, "vjp" if self.mode == "vjp" else "grad", kinds, self.single)
+        compiled = compile_gradient(self.fn, self.wrt, self.mode, _kinds(self.params, key),
+                                    self.single)
+        # Python numbers in every wrt position: each gradient is float(d), nothing else to check
+        floats = all(i < len(key) and key[i] == SCALAR for i in self.wrt_index)
+        found = self._compiled[key] = (compiled, floats, compiled.checker())
         return found
 
     def wrt_values(self, args, kwargs):
@@ -184,14 +202,28 @@ class _Differentiated:
         return tuple([_like(g, x) for g, x in zip(grads, values)])
 
     def __call__(self, *args, **kwargs):
-        args = self.receiver + args
-        compiled = self.compiled(args)
+        if self.receiver:
+            args = self.receiver + args
+        types = tuple(map(type, args))
+        found = self._by_types.get(types)
+        if found is None or not found[2]():
+            found = self._entry(_key(args), args)
+            if np.ndarray not in types:         # then the key follows from the types alone
+                self._by_types[types] = found
+        compiled, floats, _ = found
+        self.last = compiled
         try:
-            value, grads = compiled.function(*args, **kwargs)
+            if self.mode == "grad":
+                grads = compiled.function(*args, **kwargs)
+            else:
+                value, grads = compiled.function(*args, **kwargs)
         except NonScalarOutputError as exc:
             raise NonScalarOutputError(exc.message, *compiled.return_where) from None
-        grads = self.finish(grads, args, kwargs)
-        return (value, grads) if self.mode == "value_and_grad" else grads
+        if floats:
+            grads = float(grads) if self.single else tuple(map(float, grads))
+        else:
+            grads = self.finish(grads, args, kwargs)
+        return grads if self.mode == "grad" else (value, grads)
 
     def __repr__(self):
         return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"

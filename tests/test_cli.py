@@ -113,7 +113,7 @@ def test_show_with_color_highlights_keywords_comments_strings_and_numbers(model)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("\033[1;35mdef\033[0m \033[1;34mgrad_bce_loss\033[0m(w, b, x, y):")
-    assert '\033[32m"""The value of bce_loss and its gradient with respect to w, b."""\033[0m' in out
+    assert '\033[32m"""The gradient of bce_loss with respect to w, b."""\033[0m' in out
     assert "\033[90m# line 11: z = w * x + b\033[0m" in out
     assert "\033[1;35mreturn\033[0m " in out
     assert "\033[36m1e-08\033[0m" in out

@@ -52,3 +52,17 @@ def test_control_flow_doc_shows_the_current_rnn_gradient():
     text = srcgrad.source(drnn, 0.7, 0.4, np.array([0.5, -0.3, 0.8, 0.1]))
     doc = (ROOT / "docs" / "control-flow.md").read_text()
     assert text in re.findall(r"```python\n(.*?)```", doc, re.S)
+
+
+def test_reading_doc_shows_the_current_mean_square_gradients():
+    import numpy as np
+    spec_path = ROOT / "tests" / "test_golden.py"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("golden_functions", spec_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = np.array([1.0, 2.0, 3.0])
+    doc = (ROOT / "docs" / "reading-generated-code.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    for make in (srcgrad.grad, srcgrad.value_and_grad):
+        assert srcgrad.source(make(module.mean_square), x) in blocks

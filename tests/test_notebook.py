@@ -69,7 +69,7 @@ def all_outputs(notebook, mime="text/plain"):
     "source mode: loss = 6.7012, dL/dw = 6.6918, dL/db = 0.9988",
     "tape mode:   loss = tensor(6.7012, grad_fn=<NegBackward>), dL/dw = tensor(6.6918), "
     "dL/db = tensor(0.9988)",
-    "def grad_bce_loss(w, b, x, y):", "d_y_pred =", "d_w = d_z * x",
+    "def value_and_grad_bce_loss(w, b, x, y):", "d_y_pred =", "d_w = d_z * x",
     "source mode: y = 4.6667, dy/dx = [0.6667 1.3333 2.    ]",
     "tape mode:   y = tensor(4.6667, grad_fn=<MeanBackward>), dy/dx = tensor([0.6667, 1.3333, 2.0000])",
     "source mode: [4.1508 2.4988 4.3869]   tape mode: tensor([4.1508, 2.4988, 4.3869])",

@@ -239,6 +239,13 @@ def function_source(program, adjoint, mode, name, single):
     _forward(forward, program.body, saved_all)
     if mode == "grad":
         lines = [f"def {name}({_header(fdef)}):",
+                 f'{_INDENT}"""The gradient of {program.parsed.name} with respect to {wrt}."""']
+        backward = _Writer(_INDENT)
+        _backward(backward, adjoint.lines, saved_all)
+        lines += forward.lines + backward.lines
+        lines.append(f"{_INDENT}return {grads_text}")
+    elif mode == "value_and_grad":
+        lines = [f"def {name}({_header(fdef)}):",
                  f'{_INDENT}"""The value of {program.parsed.name} and its gradient with respect to {wrt}."""']
         backward = _Writer(_INDENT)
         _backward(backward, adjoint.lines, saved_all)

@@ -1,7 +1,7 @@
 """The whole compiler in one place: each pass, in order.
 
     parse ──▶ normalize (then shapes) ──▶ reverse (rules inlined and optimized)
-          ──▶ emit (text) ──▶ build (live function)
+          ──▶ prune (grad only) ──▶ emit (text) ──▶ build (live function)
 
 `compile_gradient(fn, wrt, mode, kinds)` runs them; `stages=True` keeps what
 each pass produced, for debugging the compiler (see docs/pipeline.md).
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .emit import build, function_source, where_defined
 from .normalize import normalize
 from .parse import lookup_global, parse_function
+from .prune import prune
 from .reverse import reverse
 from .. import diskcache
 
@@ -37,23 +38,31 @@ class Compiled:
 
     def still_valid(self):
         """Whether every global the compiled code resolved still names the same object."""
-        checks = self.__dict__.get("_checks")
-        if checks is None:
-            checks = self._checks = _guard_checks(self.guards)
-        for namespace, name, obj in checks:
-            if namespace is None:                       # a closure cell
-                try:
-                    if name.cell_contents is not obj:
-                        return False
-                except ValueError:                      # emptied since
-                    return False
-                continue
-            found = namespace.get(name, _MISSING)
-            if found is _MISSING:
-                found = _BUILTINS.get(name, _MISSING)
-            if found is not obj:
-                return False
-        return True
+        return self.checker()()
+
+    def checker(self):
+        """A function of no arguments that says whether the code is still valid."""
+        check = self.__dict__.get("_check")
+        if check is None:
+            check = self._check = _guard_checker(_guard_checks(self.guards))
+        return check
+
+
+def _guard_checker(checks):
+    """One function that tests every guard (one call per gradient call, no loop)."""
+    env, tests = {"_B": _BUILTINS, "_M": _MISSING}, []
+    for k, (namespace, name, obj) in enumerate(checks):
+        env[f"_o{k}"] = obj
+        if namespace is None:                               # a closure cell
+            env[f"_c{k}"] = name
+            tests.append(f"_c{k}.cell_contents is _o{k}")
+        else:
+            env[f"_n{k}"] = namespace
+            tests.append(f"_n{k}.get({name!r}, _B.get({name!r}, _M)) is _o{k}")
+    source = ("def check():\n    try:\n        return " + (" and ".join(tests) or "True")
+              + "\n    except ValueError:\n        return False\n")   # a cell emptied since
+    exec(compile(source, "<srcgrad guards>", "exec"), env)
+    return env["check"]
 
 
 def _guard_checks(guards):
@@ -71,7 +80,8 @@ def _guard_checks(guards):
 
 
 def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
-    """Generate the gradient (mode "grad") or VJP (mode "vjp") of `fn` w.r.t. `wrt`.
+    """Generate the gradient (mode "grad"), the value and gradient ("value_and_grad") or
+    the VJP ("vjp") of `fn` w.r.t. `wrt`.
 
     A gradient generated before, in this process or another, comes from the disk cache."""
     if not stages:
@@ -89,6 +99,8 @@ def _compile(fn, wrt, mode, kinds, single, stages):
     program = normalize(parsed, wrt, kinds)
     program.wrt_names = list(wrt)
     adjoint = reverse(program, wrt, mode)
+    if mode == "grad":
+        prune(program, adjoint)          # the value is not returned: only what the sweep reads
     name = program.names.fresh(f"{mode}_{'lambda' if parsed.is_lambda else fn.__name__}")
     source = function_source(program, adjoint, mode, name, single)
     function, filename = build(fn, program.names.cells, source, name, where_defined(parsed))

@@ -1,0 +1,143 @@
+"""Pruning: a gradient that does not return the value computes only what the
+adjoint sweep reads.
+
+`grad(f)` hands back the gradient alone, so the forward sweep keeps a step only
+if the adjoint sweep reads its value, a kept step reads it, or a branch, a loop
+or a write into an array needs it. `mean = np.mean(diff + log1p)`, `loss = -...`
+and every value that only leads to them are left out. A value the adjoint sweep
+reads only for its shape (`unbroadcast(g, diff)`, `unreduce(g, x_sq)`,
+`reduced_size(x_sq)`) is read from an argument of the same shape instead
+(`unreduce(g, x)`), when the argument kinds say there is one.
+
+A step is left out only if it cannot matter otherwise: a derivative rule's
+primal (numpy functions, operators) or arithmetic without calls. `math`
+functions stay (`math.log(-1.0)` raises, and so does the gradient), as do calls
+of anything else, statements, writes into arrays and appends.
+"""
+import gast
+
+from . import nodes
+from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
+from .reverse import Block, Line
+from .. import runtime
+
+# runtime helpers that read only the shape of one argument: (function, argument index)
+_SHAPE_ONLY = ((runtime.unbroadcast, 1), (runtime.unreduce, 1), (runtime.reduced_size, 0))
+
+
+def prune(program, adjoint):
+    """Drop the forward steps a gradient-only function does not need (in place)."""
+    cells = program.names.cells
+    shape_args = []                               # (call node, argument index) reading a shape
+    reads = set()
+    for line in _lines(adjoint.lines):
+        if isinstance(line, Block):
+            for part in line.header[1:3]:
+                reads |= nodes.names_in(part)
+            continue
+        if line.value is None:
+            continue
+        skip = set()
+        for node in gast.walk(line.value):
+            if isinstance(node, gast.Call) and isinstance(node.func, gast.Name):
+                fn = cells.get(node.func.id)
+                for helper, index in _SHAPE_ONLY:
+                    if fn is helper and len(node.args) > index and isinstance(node.args[index], gast.Name):
+                        shape_args.append((node, index))
+                        skip.add(id(node.args[index]))
+        reads |= {n.id for n in gast.walk(line.value) if isinstance(n, gast.Name) and id(n) not in skip}
+    for grad in adjoint.grads:
+        reads |= nodes.names_in(grad)
+    reads |= set(adjoint.saved) | set(adjoint.saved_shapes)
+
+    needed = _needed(program.body, reads)
+    like = {}                                     # shape symbol -> a parameter of that shape
+    for p in program.params:
+        shape = program.shapes.get(p)
+        if isinstance(shape, tuple) and shape[0] == "array":
+            like.setdefault(shape, p)
+    extra = set()
+    for call, index in shape_args:
+        name_ = call.args[index].id
+        if name_ in needed:
+            continue
+        stand_in = like.get(program.shapes.get(name_))
+        if stand_in is not None:
+            call.args[index] = nodes.name(stand_in)   # the same shape, from an argument
+        else:
+            extra.add(name_)
+    if extra:
+        needed = _needed(program.body, reads | extra)
+    program.body[:] = _keep(program.body, needed)
+    program.steps[:] = [s for s in program.steps if not _removable(s, needed)]
+
+
+def _lines(lines):
+    for line in lines:
+        yield line
+        if isinstance(line, Block):
+            yield from _lines(line.body)
+            yield from _lines(line.orelse)
+
+
+def _removable(step, needed):
+    if not isinstance(step, Step) or step.stmt is not None or step.target is None \
+            or step.value is None or step.target in needed:
+        return False
+    if step.rule is not None:            # math raises outside its domain: the error stays
+        return getattr(step.rule.primal, "__module__", None) != "math"
+    return not any(isinstance(n, gast.Call) for n in gast.walk(step.value))
+
+
+def _needed(body, roots):
+    """Names the kept forward items read, starting from `roots`, to a fixed point (a loop
+    body reads values of the previous iteration)."""
+    needed = set(roots)
+    while True:
+        before = len(needed)
+        _visit(body, needed)
+        if len(needed) == before:
+            return needed
+
+
+def _visit(items, needed):
+    for item in reversed(items):
+        if isinstance(item, Step):
+            if not _removable(item, needed):
+                if item.value is not None:
+                    needed |= nodes.names_in(item.value)
+                if item.stmt is not None:
+                    needed |= nodes.names_in(item.stmt)
+        elif isinstance(item, SaveItem):
+            if item.name in needed and item.index is not None:
+                needed |= nodes.names_in(item.index)
+        elif isinstance(item, (SetItem, Append)):
+            needed.add(item.array)
+            needed |= nodes.names_in(item.value)
+            if isinstance(item, SetItem):
+                needed |= nodes.names_in(item.index)
+        elif isinstance(item, IfItem):
+            needed |= nodes.names_in(item.cond)
+            _visit(item.body, needed)
+            _visit(item.orelse, needed)
+        elif isinstance(item, LoopItem):
+            needed.add(item.source)
+            if item.test is not None:
+                needed |= nodes.names_in(item.test)
+            _visit(item.body, needed)
+
+
+def _keep(items, needed):
+    kept = []
+    for item in items:
+        if isinstance(item, Step) and _removable(item, needed):
+            continue
+        if isinstance(item, SaveItem) and item.name not in needed:
+            continue
+        if isinstance(item, IfItem):
+            item.body[:] = _keep(item.body, needed)
+            item.orelse[:] = _keep(item.orelse, needed)
+        elif isinstance(item, LoopItem):
+            item.body[:] = _keep(item.body, needed)
+        kept.append(item)
+    return kept
