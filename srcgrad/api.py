@@ -82,29 +82,36 @@ def _wrt_names(fn, wrt):
 NUMPY_SCALAR = ("scalar", "numpy")
 
 
-def _key(args):
-    """What the compiled code depends on in the positional arguments: which are Python
-    numbers or other scalars, and which arrays share a shape (their number of dimensions
-    included)."""
-    key, shapes = [], None
+def _key(args, kwargs=None):
+    """What the compiled code depends on in the arguments: which are Python numbers or
+    other scalars, and which arrays share a shape (their number of dimensions included).
+    Keyword arguments add a last entry: ((name, kind), ...)."""
+    key, shapes = [], {}
     for value in args:
-        kind = type(value)
-        if kind is float or kind is int:
-            key.append(SCALAR)
-        elif kind is np.ndarray and value.ndim:
-            if shapes is None:
-                shapes = {}
-            key.append(shapes.setdefault(value.shape, ("array", len(shapes), value.ndim)))
-        elif kind is np.ndarray or isinstance(value, (float, int, np.generic)):
-            key.append(NUMPY_SCALAR)
-        else:
-            key.append(None)
+        key.append(_kind(value, shapes))
+    if kwargs:
+        key.append(tuple((name, _kind(kwargs[name], shapes)) for name in sorted(kwargs)))
     return tuple(key)
 
 
-def _kinds(params, key):
-    """The compiler's kind of each parameter: every scalar is SCALAR."""
-    return {p: SCALAR if k == NUMPY_SCALAR else k for p, k in zip(params, key) if k is not None}
+def _kind(value, shapes):
+    kind = type(value)
+    if kind is float or kind is int:
+        return SCALAR
+    if kind is np.ndarray and value.ndim:
+        return shapes.setdefault(value.shape, ("array", len(shapes), value.ndim))
+    if kind is np.ndarray or isinstance(value, (float, int, np.generic)):
+        return NUMPY_SCALAR
+    return None
+
+
+def _kinds(params, key, keywords=False):
+    """The compiler's kind of each parameter (every scalar is SCALAR), from a key made with
+    `keywords` (the key's last entry then holds the keyword arguments' kinds)."""
+    pairs = list(zip(params, key[:-1] if keywords else key))
+    if keywords:
+        pairs += list(key[-1])
+    return {p: SCALAR if k == NUMPY_SCALAR else k for p, k in pairs if k is not None}
 
 
 def _like(d, x):
@@ -157,27 +164,27 @@ class _Differentiated:
         self.last = None
         functools.update_wrapper(self, fn)
 
-    def compiled(self, args):
-        return self._entry(_key(args), args)[0]
+    def compiled(self, args, kwargs=None):
+        return self._entry(_key(args, kwargs), args, kwargs)[0]
 
-    def _entry(self, key, args):
+    def _entry(self, key, args, kwargs=None):
         """(the compiled code for arguments of this key, whether every gradient is a float,
         the function that checks the code's guards)."""
         found = self._compiled.get(key)
         if found is None or not found[2]():
-            found = self._compile(key, args)
+            found = self._compile(key, args, kwargs)
         self.last = found[0]
         return found
 
-    def _compile(self, key, args):
+    def _compile(self, key, args, kwargs=None):
         for name in self.wrt:
             i = self.params.index(name)
             if i < len(args) and key[i] is None:
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
-        compiled = compile_gradient(self.fn, self.wrt, self.mode, _kinds(self.params, key),
-                                    self.single)
+        kinds = _kinds(self.params, key, bool(kwargs))
+        compiled = compile_gradient(self.fn, self.wrt, self.mode, kinds, self.single)
         # Python numbers in every wrt position: each gradient is float(d), nothing else to check
-        floats = all(i < len(key) and key[i] == SCALAR for i in self.wrt_index)
+        floats = all(i < len(args) and key[i] == SCALAR for i in self.wrt_index)
         found = self._compiled[key] = (compiled, floats, compiled.checker())
         return found
 
@@ -205,10 +212,10 @@ class _Differentiated:
         if self.receiver:
             args = self.receiver + args
         types = tuple(map(type, args))
-        found = self._by_types.get(types)
+        found = None if kwargs else self._by_types.get(types)
         if found is None or not found[2]():
-            found = self._entry(_key(args), args)
-            if np.ndarray not in types:         # then the key follows from the types alone
+            found = self._entry(_key(args, kwargs), args, kwargs)
+            if np.ndarray not in types and not kwargs:   # the key follows from the types alone
                 self._by_types[types] = found
         compiled, floats, _ = found
         self.last = compiled
@@ -272,7 +279,7 @@ def vjp(f, *args, wrt=0, **kwargs):
 
 def _vjp(d, args, kwargs):
     args = d.receiver + args
-    compiled = d.compiled(args)
+    compiled = d.compiled(args, kwargs)
     value, pullback = compiled.function(*args, **kwargs)
 
     calls = []

@@ -3,7 +3,7 @@
 Guarantees: the result computes the same value as the input (up to floating-
 point rounding of reassociated products) and reads the way a person writes it:
 constants folded, multiplications by one and additions of zero dropped,
-`g * (1 / b)` written `g / b`, branches on constants taken, keyword arguments
+`g * (1 / b)` written `g / b`, `g * (2 * x)` written `g * 2 * x`, branches on constants taken, keyword arguments
 equal to the callee's default left out.
 """
 import inspect
@@ -59,6 +59,10 @@ class _Simplifier(gast.NodeTransformer):
                 # g * (a / b)  ->  g * a / b
                 return gast.BinOp(left=self.visit(nodes.mul(left, right.left)), op=gast.Div(),
                                   right=right.right)
+            if isinstance(right, gast.BinOp) and isinstance(right.op, gast.Mult) \
+                    and nodes.is_number(right.left):
+                # g * (2 * x)  ->  g * 2 * x: numbers meet first (one pass over an array x)
+                return self.visit(nodes.mul(self.visit(nodes.mul(left, right.left)), right.right))
             if isinstance(left, gast.UnaryOp) and isinstance(left.op, gast.USub) \
                     and nodes.is_number(left.operand):
                 return nodes.mul(nodes.const(-left.operand.value), right)

@@ -18,6 +18,7 @@ Two ways to build an adjoint `d_v`:
   zero is written out (`d_v = zeros_like(v)`).
 Only adjoints on a path from `wrt` to the output are computed.
 """
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -86,6 +87,7 @@ class _Reverse:
         self.adj = {}                      # value name -> name of its adjoint
         self.contribs = defaultdict(list)  # summed-once names: contributions so far
         self.pullbacks = {}                # id(step) -> the name of its recursive call's gradients
+        self.spread = {}                   # name -> (its adjoint's line, the number it spreads)
         self.pending = defaultdict(int)    # summed-once names: contributions still to come
         self.live = set()                  # accumulated names whose adjoint is not zero
         self.owned = set()                 # ... whose adjoint is an array no other name holds
@@ -255,8 +257,15 @@ class _Reverse:
                                        or (step.target in self.adj and step.target not in self.p.mutable)):
             g = nodes.name(self.adj[step.target])
             shares = defaultdict(list)           # operand -> its contributions from this step
+            spread = self.spread.pop(step.target, None)
+            g_read = False
             for position, name_ in self.contributions(step):
-                shares[name_].append(self.contribution(step, position, g))
+                expr = self.spread_contribution(step, position, name_, spread)
+                if expr is None:
+                    expr, g_read = self.contribution(step, position, g), True
+                shares[name_].append(expr)
+            if spread is not None and not g_read and spread[0] in self.out:
+                self.out.remove(spread[0])       # every contribution used the number itself
             delivered = []
             for name_, exprs in shares.items():
                 if name_ == step.target:        # `s = s + t`: the old s gets its share last
@@ -456,6 +465,21 @@ class _Reverse:
             expr = nodes.subscript(expr, nodes.const(element))
         return expr
 
+    def spread_contribution(self, step, position, name_, spread):
+        """The contribution to `name_` when the adjoint of `step`'s result is a number spread
+        over its shape (`d_t = unreduce(s, t)`, from a full sum or mean): `s * partial`, one
+        pass instead of two, when no broadcasting is involved and the partial derivative has
+        the result's shape (`d_x = s * 2 * x` for `t = x ** 2`); else None."""
+        if spread is None or step.rule.kind != "partial" or step.shape in (None, SCALAR) \
+                or self.p.shapes.get(name_) != step.shape:
+            return None
+        number = copy.deepcopy(spread[1])
+        expr = self.contribution(step, position, number)
+        own = {id(n) for n in gast.walk(number)}
+        full = any(isinstance(n, gast.Name) and id(n) not in own and self.p.shapes.get(n.id) == step.shape
+                   for n in gast.walk(expr))
+        return expr if full and not _is_call(expr, self.names.cells, runtime.unbroadcast) else None
+
     def pullback_part(self, step, position, g):
         """`g_call.pullback(d_r)`, the gradient for the recursive call's argument at `position`
         (its element of the tuple the pullback returns, called once, for several)."""
@@ -554,7 +578,11 @@ class _Reverse:
         if isinstance(total, gast.Name) and name_ not in self.wrt:
             self.adj[name_] = total.id
             return
-        self.emit(Line(origin, self.adjoint_name(name_), total))
+        line = Line(origin, self.adjoint_name(name_), total)
+        if _is_call(total, self.names.cells, runtime.unreduce) and len(total.args) == 2 \
+                and not total.keywords and self.p.shapes.get(name_) not in (None, SCALAR):
+            self.spread[name_] = (line, total.args[0])   # a number spread over name_'s shape
+        self.emit(line)
 
     def zeros_line(self, origin, name_, bound=None):
         """`d_v = zeros_like(v)`; `d_v = 0.0` where `v` may not be bound (then no path
