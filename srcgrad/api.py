@@ -86,20 +86,28 @@ def _key(args, kwargs=None):
     """What the compiled code depends on in the arguments: which are Python numbers or
     other scalars, and which arrays share a shape (their number of dimensions included).
     Keyword arguments add a last entry: ((name, kind), ...)."""
-    key, shapes = [], {}
+    key, shapes, dims = [], {}, {}
     for value in args:
-        key.append(_kind(value, shapes))
+        key.append(_kind(value, shapes, dims))
     if kwargs:
-        key.append(tuple((name, _kind(kwargs[name], shapes)) for name in sorted(kwargs)))
+        key.append(tuple((name, _kind(kwargs[name], shapes, dims)) for name in sorted(kwargs)))
     return tuple(key)
 
 
-def _kind(value, shapes):
+def _kind(value, shapes, dims):
+    """SCALAR, NUMPY_SCALAR, None (not a number or an array), or for an array
+    ("array", ("dims", symbols), ndim): one symbol per dimension, equal sizes sharing
+    one (numbered in order of appearance) and size 1 written 1, so that the compiler
+    can follow broadcasting and matrix products, and sizes that change keep the key."""
     kind = type(value)
     if kind is float or kind is int:
         return SCALAR
     if kind is np.ndarray and value.ndim:
-        return shapes.setdefault(value.shape, ("array", len(shapes), value.ndim))
+        found = shapes.get(value.shape)
+        if found is None:
+            symbols = tuple(1 if n == 1 else dims.setdefault(n, len(dims) + 2) for n in value.shape)
+            found = shapes[value.shape] = ("array", ("dims", symbols), value.ndim)
+        return found
     if kind is np.ndarray or isinstance(value, (float, int, np.generic)):
         return NUMPY_SCALAR
     return None

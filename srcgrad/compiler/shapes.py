@@ -62,14 +62,22 @@ class _Shapes:
             if getattr(rule.primal, "__module__", None) == "math":
                 return SCALAR
             return self.combine([self.of(a) for a in operands], ("step", id(step)))
+        key = ("step", id(step))
         if rule.primal in _reductions():
             axis = step.keywords.get("axis", step.operands[1] if len(step.operands) > 1 else None)
             keep = step.keywords.get("keepdims")
-            if _is_none(axis) and (keep is None or (isinstance(keep, gast.Constant) and not keep.value)):
+            keep = keep is not None and (not isinstance(keep, gast.Constant) or keep.value)
+            if _is_none(axis) and not keep:
                 return SCALAR
+            return _reduced(_dims(self.of(step.operands[0])), axis, keep, key)
+        if rule.primal in _products() and len(step.operands) == 2 and not step.keywords:
+            return _matmul(_dims(self.of(step.operands[0])), _dims(self.of(step.operands[1])), key)
+        if rule.primal in _transposes() and len(step.operands) == 1 and not step.keywords:
+            found = _dims(self.of(step.operands[0]))
+            return key if found is None else _of_dims(found[::-1], key)
         if rule.primal is operator.getitem:
-            return self.element(step.operands[0], step.operands[1], ("step", id(step)))
-        return ("step", id(step))
+            return self.element(step.operands[0], step.operands[1], key)
+        return key
 
     def element(self, array, index, key):
         """The shape of `array[index]`: a scalar when every index is an int, one per dimension."""
@@ -80,6 +88,9 @@ class _Shapes:
         if shape == SCALAR or (ints and isinstance(shape, tuple) and shape[0] == "array"
                                and shape[2] == len(parts)):
             return SCALAR
+        found = _dims(shape)
+        if ints and found is not None and len(parts) < len(found):   # x[i]: a row
+            return _of_dims(found[len(parts):], key)
         return key
 
     def of(self, expr, key=None):
@@ -94,7 +105,12 @@ class _Shapes:
         if isinstance(expr, gast.UnaryOp) and not isinstance(expr.op, gast.Not):
             return self.of(expr.operand, key)
         if isinstance(expr, gast.Subscript):
+            if isinstance(expr.value, gast.Attribute) and expr.value.attr == "shape" \
+                    and not isinstance(expr.slice, gast.Slice):
+                return SCALAR                            # x.shape[0]: an int
             return self.element(expr.value, expr.slice, key)
+        if isinstance(expr, gast.Attribute) and expr.attr in ("size", "ndim"):
+            return SCALAR
         if isinstance(expr, gast.Call):
             callee = self.resolve(expr.func)
             if getattr(callee, "__module__", None) == "math" or callee in (float, int, len):
@@ -113,11 +129,23 @@ class _Shapes:
         return key
 
     def combine(self, shapes, key):
-        """The shape of an elementwise result of operands with these shapes."""
+        """The shape of an elementwise result of operands with these shapes (numpy's
+        broadcasting, where every operand's dimensions are known)."""
         shapes = set(shapes) - {SCALAR}
         if not shapes:
             return SCALAR
-        return shapes.pop() if len(shapes) == 1 else key
+        if len(shapes) == 1:
+            return shapes.pop()
+        dims = [_dims(s) for s in shapes]
+        if any(d is None for d in dims):
+            return key
+        out = []
+        for i in range(1, max(map(len, dims)) + 1):
+            sizes = {d[-i] for d in dims if len(d) >= i} - {1}
+            if len(sizes) > 1:
+                return key                  # numpy would refuse: no claim
+            out.append(sizes.pop() if sizes else 1)
+        return _of_dims(tuple(out[::-1]), key)
 
     def resolve(self, func):
         if isinstance(func, gast.Name) and func.id in self.p.names.cells:
@@ -139,6 +167,57 @@ def _range_indices(items):
         elif isinstance(item, IfItem):
             found |= _range_indices(item.body) | _range_indices(item.orelse)
     return found
+
+
+def _dims(shape):
+    """The dimension symbols of a shape known dimension by dimension, else None."""
+    if isinstance(shape, tuple) and len(shape) == 3 and shape[0] == "array" \
+            and isinstance(shape[1], tuple) and shape[1][:1] == ("dims",):
+        return shape[1][1]
+    return None
+
+
+def _of_dims(dims, key):
+    return SCALAR if len(dims) == 0 else ("array", ("dims", tuple(dims)), len(dims))
+
+
+def _reduced(dims, axis, keep, key):
+    """The shape of a reduction over constant `axis` (an int or a tuple of them)."""
+    if dims is None:
+        return key
+    if isinstance(axis, gast.Constant) and type(axis.value) is int:
+        axes = [axis.value]
+    elif isinstance(axis, gast.Tuple) and all(isinstance(e, gast.Constant) and type(e.value) is int
+                                              for e in axis.elts):
+        axes = [e.value for e in axis.elts]
+    else:
+        return key
+    if any(not -len(dims) <= a < len(dims) for a in axes):
+        return key
+    axes = {a % len(dims) for a in axes}
+    out = [1 if i in axes else d for i, d in enumerate(dims) if keep or i not in axes]
+    return _of_dims(out, key)
+
+
+def _matmul(a, b, key):
+    """The shape of `a @ b` for operands of one or two dimensions."""
+    if a is None or b is None or len(a) > 2 or len(b) > 2:
+        return key
+    if len(a) == 1 and len(b) == 1:
+        return SCALAR
+    if len(a) == 2 and len(b) == 2:
+        return _of_dims((a[0], b[1]), key)
+    return _of_dims((a[0],) if len(a) == 2 else (b[1],), key)
+
+
+def _products():
+    import numpy as np
+    return (operator.matmul, np.matmul, np.dot)
+
+
+def _transposes():
+    import numpy as np
+    return (np.transpose,)
 
 
 def _list_loops(items, found=None):
