@@ -168,7 +168,7 @@ class _Differentiated:
         self.params = _params(fn)
         self.wrt_index = [self.params.index(name) for name in self.wrt]
         self._compiled = {}                  # _key(args) -> _entry
-        self._by_types = {}                  # types of args without arrays -> _entry
+        self._by_signature = {}              # args' types (arrays: shapes) -> _entry
         self.last = None
         functools.update_wrapper(self, fn)
 
@@ -219,12 +219,17 @@ class _Differentiated:
     def __call__(self, *args, **kwargs):
         if self.receiver:
             args = self.receiver + args
-        types = tuple(map(type, args))
-        found = None if kwargs else self._by_types.get(types)
+        # the key follows from the types alone, or from the types and the arrays' shapes
+        signature = tuple(map(type, args))
+        if np.ndarray in signature:
+            signature = tuple([a.shape if type(a) is np.ndarray else type(a) for a in args])
+        found = None if kwargs else self._by_signature.get(signature)
         if found is None or not found[2]():
             found = self._entry(_key(args, kwargs), args, kwargs)
-            if np.ndarray not in types and not kwargs:   # the key follows from the types alone
-                self._by_types[types] = found
+            if not kwargs:
+                if len(self._by_signature) > 64:          # many sizes: do not keep them all
+                    self._by_signature.clear()
+                self._by_signature[signature] = found
         compiled, floats, _ = found
         self.last = compiled
         try:
