@@ -69,6 +69,11 @@ def _wrt_names(fn, wrt):
                 raise SrcgradError(f"wrt={item} is out of range: {fn.__name__} has "
                                    f"{len(params)} parameters {tuple(params)}")
             item = params[item]
+        elif "." in item:                        # "self.w": an attribute of an argument
+            root, *attrs = item.split(".")
+            if root not in params or not all(a.isidentifier() for a in attrs):
+                raise SrcgradError(f"wrt={item!r} is not an attribute path of a parameter of "
+                                   f"{fn.__name__}{tuple(params)} (write it as 'param.attr')")
         elif item not in params:
             raise SrcgradError(f"wrt={item!r} is not a parameter of {fn.__name__}{tuple(params)}")
         names.append(item)
@@ -82,15 +87,18 @@ def _wrt_names(fn, wrt):
 NUMPY_SCALAR = ("scalar", "numpy")
 
 
-def _key(args, kwargs=None):
+def _key(args, kwargs=None, extra=None):
     """What the compiled code depends on in the arguments: which are Python numbers or
     other scalars, and which arrays share a shape (their number of dimensions included).
-    Keyword arguments add a last entry: ((name, kind), ...)."""
+    Keyword arguments add an entry ((name, kind), ...), and `extra` values (wrt
+    attribute paths) one of their kinds, all with the same dimension symbols."""
     key, shapes, dims = [], {}, {}
     for value in args:
         key.append(_kind(value, shapes, dims))
     if kwargs:
         key.append(tuple((name, _kind(kwargs[name], shapes, dims)) for name in sorted(kwargs)))
+    if extra is not None:
+        key.append(tuple(_kind(value, shapes, dims) for value in extra))
     return tuple(key)
 
 
@@ -166,14 +174,40 @@ class _Differentiated:
         self.wrt, self.single = _wrt_names(fn, wrt)
         self.mode = mode
         self.params = _params(fn)
-        self.wrt_index = [self.params.index(name) for name in self.wrt]
+        self.wrt_index = [self.params.index(name.split(".")[0]) for name in self.wrt]
+        self.paths = [(name, i, name.split(".")[1:]) for name, i in zip(self.wrt, self.wrt_index)
+                      if "." in name]             # wrt attribute paths: (name, root index, attrs)
         self._compiled = {}                  # _key(args) -> _entry
         self._by_signature = {}              # args' types (arrays: shapes) -> _entry
         self.last = None
         functools.update_wrapper(self, fn)
 
     def compiled(self, args, kwargs=None):
-        return self._entry(_key(args, kwargs), args, kwargs)[0]
+        return self._entry(self.key(args, kwargs), args, kwargs)[0]
+
+    def key(self, args, kwargs):
+        """_key(args, kwargs), and the kinds of the wrt attribute paths' values."""
+        if not self.paths:
+            return _key(args, kwargs)
+        key = _key(args, kwargs, self.path_values(args, kwargs))
+        classes = tuple(type(self.root(args, kwargs, i)) for _, i, _ in self.paths)
+        return key[:-1] + (("paths", key[-1], classes),)   # the class: its methods are inlined
+
+    def root(self, args, kwargs, i):
+        return args[i] if i < len(args) else (kwargs or {}).get(self.params[i])
+
+    def path_values(self, args, kwargs):
+        values = []
+        for name, i, attrs in self.paths:
+            value = self.root(args, kwargs, i)
+            try:
+                for attr in attrs:
+                    value = getattr(value, attr)
+            except AttributeError:
+                raise SrcgradError(f"wrt={name!r}: the argument has no attribute "
+                                   f"{attr!r}") from None
+            values.append(value)
+        return values
 
     def _entry(self, key, args, kwargs=None):
         """(the compiled code for arguments of this key, whether every gradient is a float,
@@ -185,21 +219,36 @@ class _Differentiated:
         return found
 
     def _compile(self, key, args, kwargs=None):
-        for name in self.wrt:
-            i = self.params.index(name)
-            if i < len(args) and key[i] is None:
+        path_kinds, classes = (), ()
+        if self.paths:
+            key, (_, path_kinds, classes) = key[:-1], key[-1]
+            for (name, _, _), value, kind in zip(self.paths, self.path_values(args, kwargs), path_kinds):
+                if kind is None:
+                    _like(0.0, value)        # raises: this attribute cannot take a gradient
+        for name, i in zip(self.wrt, self.wrt_index):
+            if "." not in name and i < len(args) and key[i] is None:
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
         kinds = _kinds(self.params, key, bool(kwargs))
+        kinds.update(_kinds([name for name, _, _ in self.paths], path_kinds))
+        for (name, _, _), cls in zip(self.paths, classes):
+            kinds[f"type({name.split('.')[0]})"] = cls
         compiled = compile_gradient(self.fn, self.wrt, self.mode, kinds, self.single)
         # Python numbers in every wrt position: each gradient is float(d), nothing else to check
-        floats = all(i < len(args) and key[i] == SCALAR for i in self.wrt_index)
+        raw = dict(zip(self.params[:len(args)], key))
+        raw.update(zip([name for name, _, _ in self.paths], path_kinds))
+        floats = all(raw.get(name) == SCALAR for name in self.wrt)
+        if self.paths:
+            key = key + (("paths", path_kinds, classes),)
         found = self._compiled[key] = (compiled, floats, compiled.checker())
         return found
 
     def wrt_values(self, args, kwargs):
         values = []
+        paths = dict(zip([name for name, _, _ in self.paths], self.path_values(args, kwargs)))
         for name, i in zip(self.wrt, self.wrt_index):
-            if i < len(args):
+            if name in paths:
+                values.append(paths[name])
+            elif i < len(args):
                 values.append(args[i])
             elif name in kwargs:
                 values.append(kwargs[name])
@@ -208,7 +257,7 @@ class _Differentiated:
         return values
 
     def finish(self, grads, args, kwargs):
-        if kwargs or max(self.wrt_index) >= len(args):
+        if kwargs or self.paths or max(self.wrt_index) >= len(args):
             values = self.wrt_values(args, kwargs)
         else:
             values = [args[i] for i in self.wrt_index]
@@ -223,10 +272,10 @@ class _Differentiated:
         signature = tuple(map(type, args))
         if np.ndarray in signature:
             signature = tuple([a.shape if type(a) is np.ndarray else type(a) for a in args])
-        found = None if kwargs else self._by_signature.get(signature)
+        found = None if kwargs or self.paths else self._by_signature.get(signature)
         if found is None or not found[2]():
-            found = self._entry(_key(args, kwargs), args, kwargs)
-            if not kwargs:
+            found = self._entry(self.key(args, kwargs), args, kwargs)
+            if not kwargs and not self.paths:
                 if len(self._by_signature) > 64:          # many sizes: do not keep them all
                     self._by_signature.clear()
                 self._by_signature[signature] = found
@@ -266,8 +315,10 @@ def _differentiated(fn, wrt, mode):
 def grad(f=None, wrt=0):
     """The gradient of scalar-valued `f` with respect to argument(s) `wrt`.
 
-    `wrt` is an argument index, a parameter name, or a tuple of them (then the
-    gradient is a tuple). Also a decorator: `@grad` or `@grad(wrt=("w", "b"))`.
+    `wrt` is an argument index, a parameter name, an attribute path of a parameter
+    (`"self.w"`: differentiate with respect to that attribute of the object passed
+    in), or a tuple of them (then the gradient is a tuple). Also a decorator:
+    `@grad` or `@grad(wrt=("w", "b"))`.
     """
     if f is None:
         return lambda fn: _differentiated(fn, wrt, "grad")
@@ -353,5 +404,5 @@ def source(df, *args):
     if not isinstance(d, _Differentiated):
         raise SrcgradError(f"{df!r} was not made by srcgrad.grad, value_and_grad or vjp")
     if args or d.last is None:
-        return d.compiled(args).source
+        return d.compiled(d.receiver + args).source
     return d.last.source

@@ -166,8 +166,19 @@ class _Normalizer:
             self.names.bind_user(p)
             env[p] = nodes.name(p)
         self.scope = _Scope(parsed, env, True)
-        self.active = set(wrt)
-        self.kinds = kinds
+        self.active = {w for w in wrt if "." not in w}
+        self.kinds = dict(kinds)
+        self.inputs = {}               # (parameter, attribute path) -> name: wrt "self.w"
+        for w in wrt:
+            if "." in w:
+                root, *attrs = w.split(".")
+                name_ = self.names.fresh("_".join([root] + attrs))
+                self.inputs[(root, tuple(attrs))] = name_
+                self.active.add(name_)
+                if w in kinds:
+                    self.kinds[name_] = kinds[w]
+        self.wrt_names = [self.inputs[(w.split(".")[0], tuple(w.split(".")[1:]))] if "." in w else w
+                          for w in wrt]
         self.aliases = {}              # name -> the set of names that may share its memory
         self.same_statement = {}       # values computed by the current statement, for reuse
         self.lists = set()             # names holding lists (or tuples) of values
@@ -222,11 +233,20 @@ class _Normalizer:
         if a.vararg or a.kwarg:
             raise self.error(fdef, "cannot differentiate a function with *args or **kwargs; "
                                    "name its parameters")
+        self.origin = Origin(self.top, fdef, False)
+        for (root, attrs), name_ in self.inputs.items():   # `self_w = self.w`, read once
+            value = nodes.name(root)
+            for attr in attrs:
+                value = nodes.attribute(value, attr)
+            self.emit(Step(name_, value, self.origin))
+            self.active.add(name_)
         outputs, returns_tuple, ret = self.body(self.lower_returns(fdef.body), final=True)
         program = Program(self.top, self.params, self.body_items, self.steps, outputs, returns_tuple,
                           Origin(self.top, ret), {}, self.names, self.active, self.mutable)
         program.lists = self.lists
         program.maybe_unbound = self.maybe_unbound
+        program.wrt_ssa = self.wrt_names
+        program.input_kinds = {n: self.kinds[n] for n in self.inputs.values() if n in self.kinds}
         program.shapes = infer_shapes(program, self.kinds)
         for group, error in self.alias_checks:
             if not any(program.shapes.get(n) == SCALAR for n in group):
@@ -1002,6 +1022,8 @@ class _Normalizer:
         if isinstance(node, gast.UnaryOp) and isinstance(node.op, gast.Not):
             return False
         if isinstance(node, gast.Attribute):
+            if self.input_of(node) is not None:
+                return True
             return node.attr not in _INACTIVE_ATTRS and self.is_active(node.value)
         if isinstance(node, gast.Subscript):
             return self.is_active(node.value)
@@ -1010,10 +1032,11 @@ class _Normalizer:
             from ..api import stop_gradient
             if callee is stop_gradient or (callee is not UNRESOLVED and rules.is_nondifferentiable(callee)):
                 return False
-            if isinstance(node.func, gast.Attribute) and self.is_active(node.func.value):
+            if isinstance(node.func, gast.Attribute) and (self.is_active(node.func.value)
+                                                          or self.holds_inputs(node.func.value)):
                 return True
-            return any(self.is_active(a) for a in node.args) or \
-                any(self.is_active(k.value) for k in node.keywords)
+            return any(self.is_active(a) or self.holds_inputs(a) for a in node.args) or \
+                any(self.is_active(k.value) or self.holds_inputs(k.value) for k in node.keywords)
         return any(self.is_active(child) for child in gast.iter_child_nodes(node))
 
     def rename(self, node):
@@ -1162,7 +1185,50 @@ class _Normalizer:
         return self.op(target, rules.lookup(operator.getitem), [value, index_expr], {},
                        nodes.subscript(value, index), node)
 
+    def method_of(self, func):
+        """The plain function `obj.name` calls, for an object whose attributes are
+        differentiated and whose class the compile key names (guarded: rebinding the
+        method on its class compiles again)."""
+        cls = self.kinds.get(f"type({self.scope.env[func.value.id].id})")
+        if not isinstance(cls, type):
+            return None
+        home = next((c for c in cls.__mro__ if func.attr in c.__dict__), None)
+        method = home.__dict__[func.attr] if home is not None else None
+        if not isinstance(method, types.FunctionType):
+            return None
+        self.guards[(cls, func.attr)] = method
+        return method
+
+    def holds_inputs(self, node):
+        """Whether `node` is an object whose attributes are differentiated (`self` for wrt
+        "self.w"): a call it is passed to is differentiated, not run as a constant."""
+        if not self.inputs or self.nograd or not isinstance(node, gast.Name):
+            return False
+        atom = self.scope.env.get(node.id)
+        return isinstance(atom, gast.Name) and any(atom.id == root for root, _ in self.inputs)
+
+    def input_of(self, node):
+        """The name of a wrt attribute path (`self.w`) that `node` reads, else None."""
+        if not self.inputs or self.nograd:
+            return None
+        attrs = []
+        while isinstance(node, gast.Attribute):
+            attrs.append(node.attr)
+            node = node.value
+        if not isinstance(node, gast.Name):
+            return None
+        atom = self.scope.env.get(node.id)
+        if not isinstance(atom, gast.Name):
+            return None
+        return self.inputs.get((atom.id, tuple(reversed(attrs))))
+
     def expr_Attribute(self, node, target):
+        found = self.input_of(node)
+        if found is not None:
+            if target is None:
+                return nodes.name(found)
+            self.bind_copy(target, nodes.name(found))
+            return nodes.name(target)
         entry = rules.method_primal(node.attr)
         if entry is None or node.attr != "T":
             raise self.error(node, f"cannot differentiate the attribute `.{node.attr}` of a "
@@ -1181,6 +1247,17 @@ class _Normalizer:
         if isinstance(func, gast.Attribute) and (self.is_active(func.value) or (
                 rules.method_primal(func.attr) and self.is_known_array(func.value))):
             return self.method_call(node, target)
+        if isinstance(func, gast.Attribute) and self.holds_inputs(func.value):
+            method = self.method_of(func)
+            if method is not None:            # self.predict(x): predict(self, x), inlined
+                call = gast.copy_location(gast.Call(func=func, args=[func.value] + list(node.args),
+                                                    keywords=node.keywords), node)
+                return self.inline(call, target, method)
+            path = ", ".join(f"{r}.{'.'.join(a)}" for r, a in self.inputs)
+            raise self.error(func, f"cannot differentiate the method call `{nodes.to_source(func)}"
+                                   f"(...)` with respect to {path}: srcgrad inlines functions, "
+                                   "not methods of an object passed in; call a function that "
+                                   f"takes the object (`{func.attr}({nodes.to_source(func.value)}, ...)`)")
         callee = self.resolve(func)
         if callee is UNRESOLVED:
             hint = ""

@@ -50,10 +50,13 @@ class Compiled:
 
 def _guard_checker(checks):
     """One function that tests every guard (one call per gradient call, no loop)."""
-    env, tests = {"_B": _BUILTINS, "_M": _MISSING}, []
+    env, tests = {"_B": _BUILTINS, "_M": _MISSING, "_method": _method}, []
     for k, (namespace, name, obj) in enumerate(checks):
         env[f"_o{k}"] = obj
-        if namespace is None:                               # a closure cell
+        if isinstance(namespace, type):
+            env[f"_t{k}"] = namespace
+            tests.append(f"_method(_t{k}, {name!r}) is _o{k}")
+        elif namespace is None:                             # a closure cell
             env[f"_c{k}"] = name
             tests.append(f"_c{k}.cell_contents is _o{k}")
         else:
@@ -65,10 +68,22 @@ def _guard_checker(checks):
     return env["check"]
 
 
+def _method(cls, name):
+    """What `cls.name` finds in the class and its bases, without calling descriptors."""
+    for c in cls.__mro__:
+        if name in c.__dict__:
+            return c.__dict__[name]
+    return _MISSING
+
+
 def _guard_checks(guards):
-    """(globals dict, name, object) per guard, or (None, cell, object) for a closure variable."""
+    """(namespace, name, object) per guard: a function's globals, a class's own attributes, or
+    (None, cell, object) for a closure variable."""
     checks, seen = [], set()
     for fn, name, obj in guards:
+        if isinstance(fn, type):                        # a method, looked up on a class
+            checks.append((fn, name, obj))
+            continue
         if (id(fn.__globals__), name) in seen:
             continue
         seen.add((id(fn.__globals__), name))
@@ -98,7 +113,7 @@ def _compile(fn, wrt, mode, kinds, single, stages):
     parsed = parse_function(fn)
     program = normalize(parsed, wrt, kinds)
     program.wrt_names = list(wrt)
-    adjoint = reverse(program, wrt, mode)
+    adjoint = reverse(program, program.wrt_ssa, mode)   # wrt "self.w" is read into self_w
     if mode == "grad":
         prune(program, adjoint)          # the value is not returned: only what the sweep reads
     name = program.names.fresh(f"{mode}_{'lambda' if parsed.is_lambda else fn.__name__}")

@@ -27,6 +27,8 @@ class _Shapes:
     def __init__(self, program, kinds):
         self.p = program
         self.shapes = {p: kinds.get(p, ("param", p)) for p in program.params}
+        self.inputs = getattr(program, "input_kinds", {})   # wrt attribute paths (self_w)
+        self.shapes.update(self.inputs)
         self.ints = _range_indices(program.body)
         program.int_names = self.ints
         for name in self.ints:
@@ -37,7 +39,7 @@ class _Shapes:
         for _ in range(10):
             before = dict(self.shapes)
             for step in self.p.steps:
-                if step.target is None:
+                if step.target is None or step.target in self.inputs:
                     continue
                 step.shape = self.step_shape(step)
                 self.assign(step.target, step.shape)
