@@ -13,7 +13,6 @@ import weakref
 
 import numpy as np
 
-from .compiler import compile_gradient
 from .compiler.shapes import SCALAR
 from .compiler.parse import source_lines
 from .errors import NonScalarOutputError, SrcgradError
@@ -232,6 +231,7 @@ class _Differentiated:
         kinds.update(_kinds([name for name, _, _ in self.paths], path_kinds))
         for (name, _, _), cls in zip(self.paths, classes):
             kinds[f"type({name.split('.')[0]})"] = cls
+        from .compiler.pipeline import compile_gradient   # the compiler loads on first use
         compiled = compile_gradient(self.fn, self.wrt, self.mode, kinds, self.single)
         # Python numbers in every wrt position: each gradient is float(d), nothing else to check
         raw = dict(zip(self.params[:len(args)], key))

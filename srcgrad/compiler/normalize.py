@@ -1103,7 +1103,7 @@ class _Normalizer:
                 and not self.updates_in_place(rule, operands, target):
             temp = self.op(None, rule, operands, keywords, value, node)
             return self.op(target, rules.lookup(identity), [temp], {}, temp, node)
-        key = (rule.name, nodes.to_source(value))
+        key = (rule.name, nodes.structure(value))
         if target is None and key in self.same_statement:   # `x[k] * x[k]`: read x[k] once
             return self.same_statement[key]
         target = target or self.names.fresh(describe(value))

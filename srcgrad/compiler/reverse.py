@@ -656,10 +656,18 @@ class _Reverse:
         """The forward names one line of the adjoint sweep reads: their values, or (with
         `shapes`) only the shapes `unbroadcast` reads, the nodes in `skip`."""
         def names(node):
-            found = set()
-            for n in gast.walk(node):
-                if isinstance(n, gast.Name) and ((id(n) in skip) == shapes):
-                    found.add(n.id)
+            if not skip:
+                return set() if shapes else nodes.names_in(node)
+            found, stack = set(), [node]
+            while stack:
+                n = stack.pop()
+                if isinstance(n, gast.Name):
+                    if (id(n) in skip) == shapes:
+                        found.add(n.id)
+                elif isinstance(n, list):
+                    stack.extend(n)
+                elif isinstance(n, gast.AST):
+                    stack.extend(getattr(n, f, None) for f in n._fields)
             return found
         if isinstance(line, Block):
             return set() if shapes else set().union(*(nodes.names_in(part) for part in line.header[1:3]))
@@ -812,7 +820,7 @@ def _count_alike(exprs):
     """[(expression, how many times it occurs)], in first-seen order."""
     counted = {}
     for e in exprs:
-        key = nodes.to_source(e)
+        key = nodes.structure(e)
         expr, count = counted.get(key, (e, 0))
         counted[key] = (expr, count + 1)
     return list(counted.values())
