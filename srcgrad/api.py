@@ -129,8 +129,9 @@ def _kinds(params, key, keywords=False):
     return {p: SCALAR if k == NUMPY_SCALAR else k for p, k in pairs if k is not None}
 
 
-def _like(d, x):
-    """The gradient `d` given the type, dtype and shape of its argument `x`."""
+def _like(d, x, label=None):
+    """The gradient `d` given the type, dtype and shape of its argument `x` (named
+    `label` in errors, for a value read out of an argument)."""
     if type(x) is float:
         return d if type(d) is float else float(d)
     if isinstance(x, np.generic):
@@ -149,7 +150,8 @@ def _like(d, x):
         if d.dtype != dtype or not d.flags.writeable:
             d = np.array(d, dtype=dtype)
         return d
-    raise SrcgradError(f"cannot differentiate with respect to a {type(x).__name__}: "
+    where = f" ({label})" if label else ""
+    raise SrcgradError(f"cannot differentiate with respect to a {type(x).__name__}{where}: "
                        "wrt arguments must be floats or numpy arrays")
 
 
@@ -174,9 +176,10 @@ class _Differentiated:
         self.mode = mode
         self.params = _params(fn)
         self.wrt_index = [self.params.index(name.split(".")[0]) for name in self.wrt]
-        self.paths = [(name, i, name.split(".")[1:]) for name, i in zip(self.wrt, self.wrt_index)
-                      if "." in name]             # wrt attribute paths: (name, root index, attrs)
-        self._compiled = {}                  # _key(args) -> _entry
+        # wrt attribute paths: (label, root index, steps), steps (("attr", name), ...)
+        self.paths = [(name, i, tuple(("attr", a) for a in name.split(".")[1:]))
+                      for name, i in zip(self.wrt, self.wrt_index) if "." in name]
+        self._compiled = {}                  # key -> _entry
         self._by_signature = {}              # args' types (arrays: shapes) -> _entry
         self.last = None
         functools.update_wrapper(self, fn)
@@ -184,33 +187,54 @@ class _Differentiated:
     def compiled(self, args, kwargs=None):
         return self._entry(self.key(args, kwargs), args, kwargs)[0]
 
-    def key(self, args, kwargs):
-        """_key(args, kwargs), and the kinds of the wrt attribute paths' values."""
-        if not self.paths:
-            return _key(args, kwargs)
-        key = _key(args, kwargs, self.path_values(args, kwargs))
-        classes = tuple(type(self.root(args, kwargs, i)) for _, i, _ in self.paths)
-        return key[:-1] + (("paths", key[-1], classes),)   # the class: its methods are inlined
-
     def root(self, args, kwargs, i):
         return args[i] if i < len(args) else (kwargs or {}).get(self.params[i])
 
-    def path_values(self, args, kwargs):
-        values = []
-        for name, i, attrs in self.paths:
+    def inputs(self, args, kwargs):
+        """[(label, root index, steps)]: the values this call differentiates with respect to
+        that are read out of an argument: attribute paths ("self.w") and the entries of a
+        dict passed for a wrt parameter ("params['w']", steps (("item", "w"),))."""
+        found = list(self.paths)
+        for name, i in zip(self.wrt, self.wrt_index):
             value = self.root(args, kwargs, i)
-            try:
-                for attr in attrs:
-                    value = getattr(value, attr)
-            except AttributeError:
-                raise SrcgradError(f"wrt={name!r}: the argument has no attribute "
-                                   f"{attr!r}") from None
+            if "." not in name and type(value) is dict:
+                for k in value:
+                    if not isinstance(k, str):
+                        raise SrcgradError(f"wrt={name!r}: a dict differentiated with respect to "
+                                           f"needs string keys, not {k!r}")
+                    found.append((f"{name}[{k!r}]", i, (("item", k),)))
+        return found
+
+    def input_values(self, args, kwargs, inputs):
+        values = []
+        for label, i, steps in inputs:
+            value = self.root(args, kwargs, i)
+            for kind, part in steps:
+                if kind == "item":
+                    value = value[part]
+                    continue
+                try:
+                    value = getattr(value, part)
+                except AttributeError:
+                    raise SrcgradError(f"wrt={label!r}: the argument has no attribute "
+                                       f"{part!r}") from None
             values.append(value)
         return values
 
+    def key(self, args, kwargs):
+        """_key(args, kwargs), and for values read out of arguments (inputs) their labels,
+        kinds and the classes of objects whose attributes they are."""
+        inputs = self.inputs(args, kwargs) if self.paths or dict in map(type, args) or kwargs else ()
+        if not inputs:
+            return _key(args, kwargs)
+        key = _key(args, kwargs, self.input_values(args, kwargs, inputs))
+        classes = tuple(type(self.root(args, kwargs, i)) for label, i, steps in inputs
+                        if steps[0][0] == "attr")
+        return key[:-1] + (("inputs", tuple(label for label, _, _ in inputs), key[-1], classes),)
+
     def _entry(self, key, args, kwargs=None):
         """(the compiled code for arguments of this key, whether every gradient is a float,
-        the function that checks the code's guards)."""
+        the function that checks the code's guards, how gradients are packed)."""
         found = self._compiled.get(key)
         if found is None or not found[2]():
             found = self._compile(key, args, kwargs)
@@ -218,37 +242,49 @@ class _Differentiated:
         return found
 
     def _compile(self, key, args, kwargs=None):
-        path_kinds, classes = (), ()
-        if self.paths:
-            key, (_, path_kinds, classes) = key[:-1], key[-1]
-            for (name, _, _), value, kind in zip(self.paths, self.path_values(args, kwargs), path_kinds):
-                if kind is None:
-                    _like(0.0, value)        # raises: this attribute cannot take a gradient
+        labels, input_kinds, classes = (), (), ()
+        if key and isinstance(key[-1], tuple) and key[-1][:1] == ("inputs",):
+            key, (_, labels, input_kinds, classes) = key[:-1], key[-1]
+        inputs = self.inputs(args, kwargs) if labels else []
+        for (label, _, _), value, kind in zip(inputs, self.input_values(args, kwargs, inputs),
+                                              input_kinds):
+            if kind is None:
+                _like(0.0, value, label)     # raises: this value cannot take a gradient
+        dicts = {label.split("[")[0] for label in labels if "[" in label}
         for name, i in zip(self.wrt, self.wrt_index):
-            if "." not in name and i < len(args) and key[i] is None:
+            if "." not in name and name not in dicts and i < len(args) and key[i] is None:
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
         kinds = _kinds(self.params, key, bool(kwargs))
-        kinds.update(_kinds([name for name, _, _ in self.paths], path_kinds))
-        for (name, _, _), cls in zip(self.paths, classes):
-            kinds[f"type({name.split('.')[0]})"] = cls
+        kinds.update(_kinds(labels, input_kinds))
+        roots = [self.params[i] for _, i, steps in inputs if steps[0][0] == "attr"]
+        for root, cls in zip(roots, classes):
+            kinds[f"type({root})"] = cls
+        # what is compiled: each wrt name, a dict one as its entries; how to pack them back
+        wrt, layout = [], []
+        for name in self.wrt:
+            entries = [label for label in labels if label.startswith(name + "[")]
+            if name in dicts:
+                layout.append((name, [(label[len(name) + 2:-2], len(wrt) + k)
+                                      for k, label in enumerate(entries)]))
+                wrt += entries
+            else:
+                layout.append((name, len(wrt)))
+                wrt.append(name)
+        single = self.single and not dicts
         from .compiler.pipeline import compile_gradient   # the compiler loads on first use
-        compiled = compile_gradient(self.fn, self.wrt, self.mode, kinds, self.single)
+        compiled = compile_gradient(self.fn, tuple(wrt), self.mode, kinds, single)
         # Python numbers in every wrt position: each gradient is float(d), nothing else to check
         raw = dict(zip(self.params[:len(args)], key))
-        raw.update(zip([name for name, _, _ in self.paths], path_kinds))
-        floats = all(raw.get(name) == SCALAR for name in self.wrt)
-        if self.paths:
-            key = key + (("paths", path_kinds, classes),)
-        found = self._compiled[key] = (compiled, floats, compiled.checker())
+        floats = not labels and all(raw.get(name) == SCALAR for name in self.wrt)
+        if labels:
+            key = key + (("inputs", labels, input_kinds, classes),)
+        found = self._compiled[key] = (compiled, floats, compiled.checker(), (layout, single))
         return found
 
     def wrt_values(self, args, kwargs):
         values = []
-        paths = dict(zip([name for name, _, _ in self.paths], self.path_values(args, kwargs)))
         for name, i in zip(self.wrt, self.wrt_index):
-            if name in paths:
-                values.append(paths[name])
-            elif i < len(args):
+            if i < len(args):
                 values.append(args[i])
             elif name in kwargs:
                 values.append(kwargs[name])
@@ -256,8 +292,23 @@ class _Differentiated:
                 values.append(inspect.signature(self.fn).parameters[name].default)
         return values
 
-    def finish(self, grads, args, kwargs):
-        if kwargs or self.paths or max(self.wrt_index) >= len(args):
+    def finish(self, grads, args, kwargs, packing=None):
+        if packing is not None and (self.paths or not packing[1]):
+            layout, single = packing
+            inputs = self.inputs(args, kwargs)
+            values = dict(zip([label for label, _, _ in inputs], self.input_values(args, kwargs, inputs)))
+            flat = (grads,) if single else grads
+            out = []
+            for name, where in layout:
+                if isinstance(where, int):
+                    value = values[name] if name in values else self.wrt_values(args, kwargs)[
+                        self.wrt.index(name)]
+                    out.append(_like(flat[where], value, name))
+                else:
+                    out.append({k: _like(flat[j], values[f"{name}[{k!r}]"], f"{name}[{k!r}]")
+                                for k, j in where})
+            return out[0] if self.single else tuple(out)
+        if kwargs or max(self.wrt_index) >= len(args):
             values = self.wrt_values(args, kwargs)
         else:
             values = [args[i] for i in self.wrt_index]
@@ -272,14 +323,15 @@ class _Differentiated:
         signature = tuple(map(type, args))
         if np.ndarray in signature:
             signature = tuple([a.shape if type(a) is np.ndarray else type(a) for a in args])
-        found = None if kwargs or self.paths else self._by_signature.get(signature)
+        plain = not kwargs and not self.paths and dict not in signature
+        found = self._by_signature.get(signature) if plain else None
         if found is None or not found[2]():
             found = self._entry(self.key(args, kwargs), args, kwargs)
-            if not kwargs and not self.paths:
+            if plain:
                 if len(self._by_signature) > 64:          # many sizes: do not keep them all
                     self._by_signature.clear()
                 self._by_signature[signature] = found
-        compiled, floats, _ = found
+        compiled, floats, _, packing = found
         self.last = compiled
         try:
             if self.mode == "grad":
@@ -291,7 +343,7 @@ class _Differentiated:
         if floats:
             grads = float(grads) if self.single else tuple(map(float, grads))
         else:
-            grads = self.finish(grads, args, kwargs)
+            grads = self.finish(grads, args, kwargs, packing)
         return grads if self.mode == "grad" else (value, grads)
 
     def __repr__(self):
@@ -317,8 +369,9 @@ def grad(f=None, wrt=0):
 
     `wrt` is an argument index, a parameter name, an attribute path of a parameter
     (`"self.w"`: differentiate with respect to that attribute of the object passed
-    in), or a tuple of them (then the gradient is a tuple). Also a decorator:
-    `@grad` or `@grad(wrt=("w", "b"))`.
+    in), or a tuple of them (then the gradient is a tuple). A wrt argument that is a
+    dict of floats and arrays gets a dict of gradients. Also a decorator: `@grad`
+    or `@grad(wrt=("w", "b"))`.
     """
     if f is None:
         return lambda fn: _differentiated(fn, wrt, "grad")
@@ -343,7 +396,7 @@ def vjp(f, *args, wrt=0, **kwargs):
 
 def _vjp(d, args, kwargs):
     args = d.receiver + args
-    compiled = d.compiled(args, kwargs)
+    compiled, _, _, packing = d._entry(d.key(args, kwargs), args, kwargs)
     value, pullback = compiled.function(*args, **kwargs)
 
     calls = []
@@ -354,7 +407,7 @@ def _vjp(d, args, kwargs):
             raise SrcgradError("this pullback restores values its loops saved, so it can be "
                                "called once: call srcgrad.vjp again for another seed")
         calls.append(1)
-        grads = d.finish(pullback(_spread(seed, value)), args, kwargs)
+        grads = d.finish(pullback(_spread(seed, value)), args, kwargs, packing)
         return _unshared(grads, seed)
 
     finished_pullback.srcgrad = d

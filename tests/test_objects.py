@@ -1,8 +1,9 @@
-"""Differentiating with respect to attributes of an object passed in:
-`srcgrad.grad(model.loss, wrt=("self.w", "self.b"))`. The generated code reads
-each path once (`self_w = self.w`); functions the object is passed to and the
-object's own methods are inlined (its class is part of the compile key); other
-attributes are constants."""
+"""Differentiating with respect to values inside an argument: attributes of an
+object (`srcgrad.grad(model.loss, wrt=("self.w", "self.b"))`) and the entries of
+a dict of parameters (`srcgrad.grad(loss, wrt="params")` gives a dict). The
+generated code reads each one once (`self_w = self.w`, `params_w = params['w']`);
+functions the object is passed to and the object's own methods are inlined (its
+class is part of the compile key); other attributes are constants."""
 import numpy as np
 import pytest
 
@@ -139,3 +140,93 @@ def test_refusals():
     with pytest.raises(srcgrad.SrcgradError, match="method call `self.predict") as info:
         srcgrad.grad(b.loss, wrt="self.w")(X, Y)
     assert "test_objects.py" in str(info.value)
+
+
+# ------------------------------------------------------------ dicts of parameters
+def dict_layer(p, x):
+    return np.tanh(x @ p["w"] + p["b"])
+
+
+def dict_loss(params, x, y):
+    return np.mean((dict_layer(params, x) * params["scale"] - y) ** 2)
+
+
+def make_params(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"w": rng.uniform(-1, 1, (3, 2)), "b": rng.uniform(-1, 1, 2), "scale": 1.5}
+
+
+def entry_central(params, key, fn, eps=1e-6):
+    """d fn() / d params[key], by central differences (the entry changed in place)."""
+    value = params[key]
+    if isinstance(value, float):
+        params[key] = value + eps
+        up = fn()
+        params[key] = value - eps
+        down = fn()
+        params[key] = value
+        return (up - down) / (2 * eps)
+    out = np.zeros_like(value)
+    for i in np.ndindex(value.shape):
+        old = value[i]
+        value[i] = old + eps
+        up = fn()
+        value[i] = old - eps
+        down = fn()
+        value[i] = old
+        out[i] = (up - down) / (2 * eps)
+    return out
+
+
+def test_a_dict_of_parameters_gives_a_dict_of_gradients():
+    params = make_params()
+    g = srcgrad.grad(dict_loss, wrt="params")(params, X, Y)
+    assert list(g) == ["w", "b", "scale"] and isinstance(g["scale"], float)
+    for key in params:
+        np.testing.assert_allclose(g[key], entry_central(params, key, lambda: dict_loss(params, X, Y)),
+                                   rtol=1e-6, atol=1e-9)
+    source = srcgrad.source(srcgrad.grad(dict_loss, wrt="params"), params, X, Y)
+    assert "params_w = params['w']" in source and source.count("params['w']") == 2   # docstring, read
+
+
+def test_dict_with_other_wrt_and_value_and_grad_and_vjp():
+    params = make_params(1)
+    value, (dx, dp) = srcgrad.value_and_grad(dict_loss, wrt=("x", "params"))(params, X, Y)
+    assert value == pytest.approx(dict_loss(params, X, Y))
+    assert dx.shape == X.shape and set(dp) == {"w", "b", "scale"}
+    out, pullback = srcgrad.vjp(dict_layer, params, X, wrt=0)
+    grads = pullback(np.ones_like(out))
+    np.testing.assert_allclose(grads["b"], entry_central(params, "b", lambda: np.sum(dict_layer(params, X))),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_a_new_set_of_keys_compiles_again():
+    df = srcgrad.grad(dict_loss, wrt="params")
+    params = make_params()
+    df(params, X, Y)
+    params["extra"] = 0.5                 # not read by the function: a zero gradient
+    g = df(params, X, Y)
+    assert g["extra"] == 0.0 and len(df._compiled) == 2
+
+
+def test_dict_refusals():
+    params = make_params()
+
+    def by_variable_key(params, x):
+        total = 0.0
+        for k in ["w"]:
+            total = total + np.sum(x @ params[k])
+        return total
+    with pytest.raises(srcgrad.SrcgradError, match="constant string keys") as info:
+        srcgrad.grad(by_variable_key, wrt="params")(params, X)
+    assert "test_objects.py" in str(info.value)
+
+    def writes(params, x):
+        params["w"] = params["w"] * 2.0
+        return np.sum(x @ params["w"])
+    with pytest.raises(srcgrad.SrcgradError, match="cannot write into `params`"):
+        srcgrad.grad(writes, wrt="params")(params, X)
+    with pytest.raises(srcgrad.SrcgradError, match=r"cannot differentiate with respect to a str \(params\['name'\]\)"):
+        srcgrad.grad(dict_loss, wrt="params")({**params, "name": "x"}, X, Y)
+    with pytest.raises(srcgrad.SrcgradError, match="string keys"):
+        srcgrad.grad(dict_loss, wrt="params")({**params, 3: 1.0}, X, Y)

@@ -15,6 +15,7 @@ Guarantees, for the program it returns:
 
 Shapes are inferred afterwards (shapes.py).
 """
+import ast
 import builtins
 import importlib
 import inspect
@@ -168,17 +169,21 @@ class _Normalizer:
         self.scope = _Scope(parsed, env, True)
         self.active = {w for w in wrt if "." not in w}
         self.kinds = dict(kinds)
-        self.inputs = {}               # (parameter, attribute path) -> name: wrt "self.w"
+        # values read out of an argument: wrt "self.w" (an attribute path) or "params['w']"
+        # (a dict's entry) -> (parameter, ((kind, part), ...)) -> the name it is read into
+        self.inputs = {}
+        self.wrt_names = []
         for w in wrt:
-            if "." in w:
-                root, *attrs = w.split(".")
-                name_ = self.names.fresh("_".join([root] + attrs))
-                self.inputs[(root, tuple(attrs))] = name_
-                self.active.add(name_)
-                if w in kinds:
-                    self.kinds[name_] = kinds[w]
-        self.wrt_names = [self.inputs[(w.split(".")[0], tuple(w.split(".")[1:]))] if "." in w else w
-                          for w in wrt]
+            root, steps = _input_steps(w)
+            if not steps:
+                self.wrt_names.append(w)
+                continue
+            name_ = self.names.fresh("_".join([root] + [str(part) for _, part in steps]))
+            self.inputs[(root, steps)] = name_
+            self.active.add(name_)
+            self.wrt_names.append(name_)
+            if w in kinds:
+                self.kinds[name_] = kinds[w]
         self.aliases = {}              # name -> the set of names that may share its memory
         self.same_statement = {}       # values computed by the current statement, for reuse
         self.lists = set()             # names holding lists (or tuples) of values
@@ -234,10 +239,11 @@ class _Normalizer:
             raise self.error(fdef, "cannot differentiate a function with *args or **kwargs; "
                                    "name its parameters")
         self.origin = Origin(self.top, fdef, False)
-        for (root, attrs), name_ in self.inputs.items():   # `self_w = self.w`, read once
+        for (root, steps), name_ in self.inputs.items():   # `self_w = self.w`, read once
             value = nodes.name(root)
-            for attr in attrs:
-                value = nodes.attribute(value, attr)
+            for kind, part in steps:
+                value = nodes.attribute(value, part) if kind == "attr" else \
+                    nodes.subscript(value, nodes.const(part))
             self.emit(Step(name_, value, self.origin))
             self.active.add(name_)
         outputs, returns_tuple, ret = self.body(self.lower_returns(fdef.body), final=True)
@@ -941,6 +947,9 @@ class _Normalizer:
             raise self.error(target, "cannot differentiate assignment into this element: assign "
                                      "into an array held by a local variable")
         user = target.value.id
+        if self.holds_inputs(target.value):
+            raise self.error(target, f"cannot write into `{user}`, whose entries are "
+                                     "differentiated: build a new dict or array instead")
         if self.is_active(target.slice):
             raise self.error(target.slice, "cannot differentiate with respect to an index")
         current = self.scope.env[user]
@@ -1026,6 +1035,12 @@ class _Normalizer:
                 return True
             return node.attr not in _INACTIVE_ATTRS and self.is_active(node.value)
         if isinstance(node, gast.Subscript):
+            if self.input_of(node) is not None:
+                return True
+            if self.holds_inputs(node.value, items=True):
+                raise self.error(node, f"`{nodes.to_source(node.value)}` is differentiated entry by "
+                                       "entry: read its entries with constant string keys "
+                                       f"(`{nodes.to_source(node.value)}['w']`)")
             return self.is_active(node.value)
         if isinstance(node, gast.Call):
             callee = self.resolve(node.func)
@@ -1090,6 +1105,12 @@ class _Normalizer:
             if target is None:
                 return expr
             self.emit(Step(target, expr, self.origin))
+            return nodes.name(target)
+        found = self.input_of(node) if isinstance(node, (gast.Attribute, gast.Subscript)) else None
+        if found is not None:                   # `self.w`, `params["w"]`: read once, at the top
+            if target is None:
+                return nodes.name(found)
+            self.bind_copy(target, nodes.name(found))
             return nodes.name(target)
         method = getattr(self, f"expr_{type(node).__name__}", None)
         if method is None:
@@ -1199,36 +1220,37 @@ class _Normalizer:
         self.guards[(cls, func.attr)] = method
         return method
 
-    def holds_inputs(self, node):
-        """Whether `node` is an object whose attributes are differentiated (`self` for wrt
-        "self.w"): a call it is passed to is differentiated, not run as a constant."""
+    def holds_inputs(self, node, items=False):
+        """Whether `node` is an object whose attributes (or, with `items`, a dict whose
+        entries) are differentiated (`self` for wrt "self.w"): a call it is passed to is
+        differentiated, not run as a constant."""
         if not self.inputs or self.nograd or not isinstance(node, gast.Name):
             return False
         atom = self.scope.env.get(node.id)
-        return isinstance(atom, gast.Name) and any(atom.id == root for root, _ in self.inputs)
+        return isinstance(atom, gast.Name) and any(
+            atom.id == root and (not items or steps[0][0] == "item") for root, steps in self.inputs)
 
     def input_of(self, node):
         """The name of a wrt attribute path (`self.w`) that `node` reads, else None."""
         if not self.inputs or self.nograd:
             return None
-        attrs = []
-        while isinstance(node, gast.Attribute):
-            attrs.append(node.attr)
+        steps = []
+        while isinstance(node, (gast.Attribute, gast.Subscript)):
+            if isinstance(node, gast.Attribute):
+                steps.append(("attr", node.attr))
+            elif isinstance(node.slice, gast.Constant) and isinstance(node.slice.value, str):
+                steps.append(("item", node.slice.value))
+            else:
+                return None
             node = node.value
         if not isinstance(node, gast.Name):
             return None
         atom = self.scope.env.get(node.id)
         if not isinstance(atom, gast.Name):
             return None
-        return self.inputs.get((atom.id, tuple(reversed(attrs))))
+        return self.inputs.get((atom.id, tuple(reversed(steps))))
 
     def expr_Attribute(self, node, target):
-        found = self.input_of(node)
-        if found is not None:
-            if target is None:
-                return nodes.name(found)
-            self.bind_copy(target, nodes.name(found))
-            return nodes.name(target)
         entry = rules.method_primal(node.attr)
         if entry is None or node.attr != "T":
             raise self.error(node, f"cannot differentiate the attribute `.{node.attr}` of a "
@@ -1253,7 +1275,7 @@ class _Normalizer:
                 call = gast.copy_location(gast.Call(func=func, args=[func.value] + list(node.args),
                                                     keywords=node.keywords), node)
                 return self.inline(call, target, method)
-            path = ", ".join(f"{r}.{'.'.join(a)}" for r, a in self.inputs)
+            path = ", ".join(_input_label(r, steps) for r, steps in self.inputs)
             raise self.error(func, f"cannot differentiate the method call `{nodes.to_source(func)}"
                                    f"(...)` with respect to {path}: srcgrad inlines functions, "
                                    "not methods of an object passed in; call a function that "
@@ -1511,6 +1533,21 @@ def _stored_names(stmts):
 
 class _NeedsFlag(Exception):
     """Early returns that need a `returned` flag (lower_returns starts again with one)."""
+
+
+def _input_label(root, steps):
+    """The inverse of _input_steps: "self.w", "params['w']"."""
+    return root + "".join(f".{part}" if kind == "attr" else f"[{part!r}]" for kind, part in steps)
+
+
+def _input_steps(label):
+    """("self", (("attr", "w"),)) for "self.w"; ("params", (("item", "w"),)) for
+    "params['w']"; (label, ()) for a plain parameter name."""
+    if "[" in label:
+        root, rest = label.split("[", 1)
+        return root, (("item", ast.literal_eval(rest[:-1])),)
+    root, *attrs = label.split(".")
+    return root, tuple(("attr", a) for a in attrs)
 
 
 def _walk_own(node):
