@@ -40,19 +40,16 @@ X = np.array([[0.3, -0.5, 0.8], [0.1, 0.2, -0.3], [0.7, 0.1, 0.4]])
 Y = np.array([[0.1, 0.2], [0.0, -0.1], [0.3, 0.3]])
 
 
-def central(obj, path, fn, eps=1e-6):
-    """d fn() / d obj.<path>, by central differences (the attribute changed in place)."""
-    *owner_path, attr = path.split(".")[1:]
-    owner = obj
-    for a in owner_path:
-        owner = getattr(owner, a)
-    value = getattr(owner, attr)
+def differences(get, put, fn, eps=1e-6):
+    """d fn() / d v by central differences, v = get() (a float changed with put, or an
+    array changed in place)."""
+    value = get()
     if isinstance(value, float):
-        setattr(owner, attr, value + eps)
+        put(value + eps)
         up = fn()
-        setattr(owner, attr, value - eps)
+        put(value - eps)
         down = fn()
-        setattr(owner, attr, value)
+        put(value)
         return (up - down) / (2 * eps)
     out = np.zeros_like(value)
     for i in np.ndindex(value.shape):
@@ -64,6 +61,15 @@ def central(obj, path, fn, eps=1e-6):
         value[i] = old
         out[i] = (up - down) / (2 * eps)
     return out
+
+
+def central(obj, path, fn):
+    """d fn() / d obj.<path> ("m.w": the first name stands for obj)."""
+    *owner_path, attr = path.split(".")[1:]
+    owner = obj
+    for a in owner_path:
+        owner = getattr(owner, a)
+    return differences(lambda: getattr(owner, attr), lambda v: setattr(owner, attr, v), fn)
 
 
 @pytest.mark.parametrize("cls", [Model, Linear])
@@ -156,26 +162,9 @@ def make_params(seed=0):
     return {"w": rng.uniform(-1, 1, (3, 2)), "b": rng.uniform(-1, 1, 2), "scale": 1.5}
 
 
-def entry_central(params, key, fn, eps=1e-6):
-    """d fn() / d params[key], by central differences (the entry changed in place)."""
-    value = params[key]
-    if isinstance(value, float):
-        params[key] = value + eps
-        up = fn()
-        params[key] = value - eps
-        down = fn()
-        params[key] = value
-        return (up - down) / (2 * eps)
-    out = np.zeros_like(value)
-    for i in np.ndindex(value.shape):
-        old = value[i]
-        value[i] = old + eps
-        up = fn()
-        value[i] = old - eps
-        down = fn()
-        value[i] = old
-        out[i] = (up - down) / (2 * eps)
-    return out
+def entry_central(params, key, fn):
+    """d fn() / d params[key]."""
+    return differences(lambda: params[key], lambda v: params.__setitem__(key, v), fn)
 
 
 def test_a_dict_of_parameters_gives_a_dict_of_gradients():

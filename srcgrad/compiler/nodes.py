@@ -98,13 +98,14 @@ def structure(node):
     return (type(node).__name__, node)
 
 
-def names_in(node):
-    """The identifiers loaded anywhere in `node`."""
+def names_in(node, keep=None):
+    """The identifiers anywhere in `node` (of the Name nodes `keep` accepts, if given)."""
     found, stack = set(), [node]
     while stack:
         n = stack.pop()
         if isinstance(n, gast.Name):
-            found.add(n.id)
+            if keep is None or keep(n):
+                found.add(n.id)
         elif isinstance(n, list):
             stack.extend(n)
         elif isinstance(n, gast.AST):

@@ -18,7 +18,7 @@ import gast
 
 from . import nodes
 from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
-from .reverse import Block, Line
+from .reverse import Block, flatten
 from .. import runtime
 
 # runtime helpers that read only the shape of one argument: (function, argument index)
@@ -30,7 +30,7 @@ def prune(program, adjoint):
     cells = program.names.cells
     shape_args = []                               # (call node, argument index) reading a shape
     reads = set()
-    for line in _lines(adjoint.lines):
+    for line in flatten(adjoint.lines):
         if isinstance(line, Block):
             for part in line.header[1:3]:
                 reads |= nodes.names_in(part)
@@ -70,14 +70,6 @@ def prune(program, adjoint):
         needed = _needed(program.body, reads | extra)
     program.body[:] = _keep(program.body, needed)
     program.steps[:] = [s for s in program.steps if not _removable(s, needed)]
-
-
-def _lines(lines):
-    for line in lines:
-        yield line
-        if isinstance(line, Block):
-            yield from _lines(line.body)
-            yield from _lines(line.orelse)
 
 
 def _removable(step, needed):

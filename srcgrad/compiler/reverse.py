@@ -119,7 +119,7 @@ class _Reverse:
         saved = self.saved_names() - self.recomputed
         skip = {id(c.args[1]) for c in self.shape_refs}
         referenced = set().union(*[self.reads_of(line) | self.reads_of(line, skip, shapes=True)
-                                   for line in _flatten(self.out)])
+                                   for line in flatten(self.out)])
         return Adjoint(self.out, grads, seed_params, saved, referenced, self.saved_shapes,
                        self.shape_names)
 
@@ -658,17 +658,7 @@ class _Reverse:
         def names(node):
             if not skip:
                 return set() if shapes else nodes.names_in(node)
-            found, stack = set(), [node]
-            while stack:
-                n = stack.pop()
-                if isinstance(n, gast.Name):
-                    if (id(n) in skip) == shapes:
-                        found.add(n.id)
-                elif isinstance(n, list):
-                    stack.extend(n)
-                elif isinstance(n, gast.AST):
-                    stack.extend(getattr(n, f, None) for f in n._fields)
-            return found
+            return nodes.names_in(node, lambda n: (id(n) in skip) == shapes)
         if isinstance(line, Block):
             return set() if shapes else set().union(*(nodes.names_in(part) for part in line.header[1:3]))
         if line.kind == "stmt":
@@ -790,12 +780,13 @@ def _record_bound(items, bound, found):
     return bound
 
 
-def _flatten(lines):
+def flatten(lines):
+    """Every Line and Block of the adjoint sweep, blocks before their bodies."""
     for line in lines:
         yield line
         if isinstance(line, Block):
-            yield from _flatten(line.body)
-            yield from _flatten(line.orelse)
+            yield from flatten(line.body)
+            yield from flatten(line.orelse)
 
 
 def _sum_alike(exprs, add=nodes.add):
