@@ -278,7 +278,8 @@ class _Differentiated:
         floats = not labels and all(raw.get(name) == SCALAR for name in self.wrt)
         if labels:
             key = key + (("inputs", labels, input_kinds, classes),)
-        found = self._compiled[key] = (compiled, floats, compiled.checker(), (layout, single))
+        packing = (layout, single) if labels else None     # values read out of arguments
+        found = self._compiled[key] = (compiled, floats, compiled.checker(), packing)
         return found
 
     def wrt_values(self, args, kwargs):
@@ -293,7 +294,7 @@ class _Differentiated:
         return values
 
     def finish(self, grads, args, kwargs, packing=None):
-        if packing is not None and (self.paths or not packing[1]):
+        if packing is not None:
             layout, single = packing
             inputs = self.inputs(args, kwargs)
             values = dict(zip([label for label, _, _ in inputs], self.input_values(args, kwargs, inputs)))

@@ -18,7 +18,6 @@ Two ways to build an adjoint `d_v`:
   zero is written out (`d_v = zeros_like(v)`).
 Only adjoints on a path from `wrt` to the output are computed.
 """
-import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -473,7 +472,7 @@ class _Reverse:
         if spread is None or step.rule.kind != "partial" or step.shape in (None, SCALAR) \
                 or self.p.shapes.get(name_) != step.shape:
             return None
-        number = copy.deepcopy(spread[1])
+        number = nodes.clone(spread[1])
         expr = self.contribution(step, position, number)
         own = {id(n) for n in gast.walk(number)}
         full = any(isinstance(n, gast.Name) and id(n) not in own and self.p.shapes.get(n.id) == step.shape
