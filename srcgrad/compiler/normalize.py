@@ -21,7 +21,7 @@ import importlib
 import inspect
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gast
 
@@ -29,7 +29,7 @@ from . import nodes
 from .namespace import Namespace, describe
 from .shapes import SCALAR, infer_shapes
 from .templates import template_for
-from .parse import UNRESOLVED, lookup_global, parse_function
+from .parse import UNRESOLVED, lambda_as_def, local_names, lookup_global, parse_function
 from .. import rules
 from ..errors import NoSourceError, SrcgradError
 from ..rules.operators import identity, make_list
@@ -142,6 +142,7 @@ class _Scope:
         self.loop_users = set()     # user names active somewhere in the enclosing loops
         self.own = {a.id for a in env.values() if isinstance(a, gast.Name)} if is_top else set()
         self.phi = {}               # user name -> the one name both branches of an `if` bind
+        self.functions = {}         # user name -> a function defined in the differentiated one
 
 
 def normalize(parsed, wrt, kinds):
@@ -382,6 +383,23 @@ class _Normalizer:
 
     def stmt_Pass(self, stmt):
         pass
+
+    def stmt_FunctionDef(self, stmt):
+        """`def g(t): ...` inside the differentiated function: inlined where it is called."""
+        if stmt.decorator_list:
+            raise self.error(stmt, "cannot differentiate a decorated function defined inside "
+                                   "the differentiated one")
+        self.define_function(stmt.name, stmt)
+
+    def define_function(self, user, fdef):
+        a = fdef.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or \
+                not all(isinstance(d, gast.Constant) for d in a.defaults):
+            raise self.error(fdef, f"cannot differentiate calls to `{user}`: a function defined "
+                                   "inside the differentiated one may take plain parameters "
+                                   "with literal defaults only")
+        self.scope.env.pop(user, None)
+        self.scope.functions[user] = fdef
 
     # ---- control flow
     def nested(self, items, stmts, loop=None):
@@ -881,7 +899,10 @@ class _Normalizer:
 
     def assign(self, target, value):
         """Bind `target` (a Name, or a tuple of them) to `value`; return the bound atom."""
+        if isinstance(target, gast.Name) and isinstance(value, gast.Lambda):
+            return self.define_function(target.id, lambda_as_def(value, target.id))
         if isinstance(target, gast.Name):
+            self.scope.functions.pop(target.id, None)
             active = self.is_active(value)
             ssa = self.bind(target.id)
             if active:
@@ -1043,6 +1064,8 @@ class _Normalizer:
                                        f"(`{nodes.to_source(node.value)}['w']`)")
             return self.is_active(node.value)
         if isinstance(node, gast.Call):
+            if isinstance(node.func, gast.Name) and node.func.id in self.scope.functions:
+                return True                    # a function defined in here: always inlined
             callee = self.resolve(node.func)
             from ..api import stop_gradient
             if callee is stop_gradient or (callee is not UNRESOLVED and rules.is_nondifferentiable(callee)):
@@ -1060,6 +1083,9 @@ class _Normalizer:
         mapping = {}
         for n in gast.walk(node):
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load):
+                if n.id in scope.functions:
+                    raise self.error(n, f"cannot differentiate a use of `{n.id}`, a function "
+                                        "defined inside the differentiated one, other than a call")
                 if n.id in scope.env:
                     mapping[n.id] = scope.env[n.id]
                 elif not scope.is_top and n.id not in scope.parsed.local_names:
@@ -1266,6 +1292,8 @@ class _Normalizer:
                 raise self.error(a, "cannot differentiate a call with *args")
         if any(k.arg is None for k in node.keywords):
             raise self.error(node, "cannot differentiate a call with **kwargs")
+        if isinstance(func, gast.Name) and func.id in self.scope.functions:
+            return self.inline_local(node, target, self.scope.functions[func.id])
         if isinstance(func, gast.Attribute) and (self.is_active(func.value) or (
                 rules.method_primal(func.attr) and self.is_known_array(func.value))):
             return self.method_call(node, target)
@@ -1467,6 +1495,56 @@ class _Normalizer:
         operands = [nodes.name(call)] + [bound.arguments[n] for n in active]
         return self.op(target, rule, operands, {}, nodes.attribute(nodes.name(call), "value"), node)
 
+    def inline_local(self, node, target, fdef):
+        """A call of a function defined inside the differentiated one: inlined with its
+        arguments, reading the enclosing function's variables as they are at the call."""
+        if any(f is fdef for f in self.inlining):
+            raise self.error(node, f"cannot differentiate the recursive call to `{fdef.name}`, "
+                                   "a function defined inside the differentiated one: define it "
+                                   "at module level")
+        a = fdef.args
+        params = [p.id for p in a.args]
+        if len(node.args) > len(params):
+            raise self.error(node, f"bad call to `{fdef.name}`: too many arguments")
+        given = dict(zip(params, node.args))
+        for k in node.keywords:
+            if k.arg not in params or k.arg in given:
+                raise self.error(node, f"bad call to `{fdef.name}`: unexpected or repeated "
+                                       f"argument `{k.arg}`")
+            given[k.arg] = k.value
+        defaults = dict(zip(params[len(params) - len(a.defaults):], a.defaults))
+        env = {}
+        for p in params:
+            if p in given:
+                env[p] = self.operand(given[p])
+            elif p in defaults:
+                env[p] = nodes.const(defaults[p].value)
+            else:
+                raise self.error(node, f"bad call to `{fdef.name}`: missing argument `{p}`")
+        enclosing = self.scope
+        inner = local_names(fdef)
+        for free in nodes.names_in(fdef) - inner:      # the enclosing variables it reads
+            if free in enclosing.env:
+                env.setdefault(free, enclosing.env[free])
+        parsed = replace(enclosing.parsed, node=fdef, local_names=inner,
+                                     label=fdef.name, is_lambda=False)
+        saved_scope, saved_origin = self.scope, self.origin
+        self.scope = _Scope(parsed, env, False)
+        self.scope.functions = {k: f for k, f in enclosing.functions.items() if k not in inner}
+        self.inlining.append(fdef)
+        try:
+            outputs, is_tuple, _ = self.body(self.lower_returns(fdef.body), final=True,
+                                             target=target)
+        finally:
+            self.scope, self.origin = saved_scope, saved_origin
+            self.inlining.pop()
+        if is_tuple:
+            pack = nodes.tuple_(outputs)
+            result = self.op(target, rules.lookup(make_list), [pack], {}, pack, node)
+            self.lists.add(result.id)
+            return result
+        return outputs[0]
+
     def bind_arguments(self, node, callee, parsed):
         placeholders = [object() for _ in node.args]
         try:
@@ -1623,7 +1701,6 @@ _MUTATING_METHODS = {"fill", "sort", "resize", "put", "itemset", "partition", "s
 _UNSUPPORTED_STATEMENTS = {
     "Try": "cannot differentiate a `try` block",
     "Raise": "cannot differentiate a `raise` statement yet",
-    "FunctionDef": "cannot differentiate a function that defines a function inside it yet",
     "ClassDef": "cannot differentiate a function that defines a class",
     "Delete": "cannot differentiate a `del` statement",
     "Global": "cannot differentiate a function that assigns globals",

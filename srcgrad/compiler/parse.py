@@ -26,9 +26,12 @@ class ParsedFunction:
     col_offset: int             # user column = node column + col_offset
     local_names: set = field(default_factory=set)
     is_lambda: bool = False
+    label: str = None           # a function defined inside the differentiated one: its name
 
     @property
     def name(self):
+        if self.label is not None:
+            return self.label
         return self.fn.__name__ if not self.is_lambda else "lambda"
 
     def where(self, node):
@@ -115,7 +118,7 @@ def _parse(fn, code):
                             filename, first) from exc
     node = _find_definition(tree, fn, is_lambda, filename, first)
     parsed = ParsedFunction(fn, node, filename, first - 1, indent, is_lambda=is_lambda)
-    parsed.local_names = _local_names(node)
+    parsed.local_names = local_names(node)
     return parsed
 
 
@@ -145,15 +148,19 @@ def _find_definition(tree, fn, is_lambda, filename, first):
     if len(found) != 1:
         raise NoSourceError("cannot tell which lambda on this line to differentiate; "
                             "give it its own line or use def", filename, first)
-    lam = found[0]
+    return lambda_as_def(found[0])
+
+
+def lambda_as_def(lam, name="lambda"):
+    """`lambda a: e` as `def name(a): return e` (same locations)."""
     ret = gast.Return(value=lam.body)
     gast.copy_location(ret, lam.body)
-    fdef = gast.FunctionDef(name="lambda", args=lam.args, body=[ret], decorator_list=[],
+    fdef = gast.FunctionDef(name=name, args=lam.args, body=[ret], decorator_list=[],
                             returns=None, type_comment=None, type_params=[])
     return gast.copy_location(fdef, lam)
 
 
-def _local_names(fdef):
+def local_names(fdef):
     names = set()
     args = fdef.args
     for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
