@@ -1448,13 +1448,18 @@ class _Normalizer:
             raise self.error(node, f"cannot differentiate a call to `{callee.__name__}`, "
                                    "which takes *args or **kwargs")
         env = self.bind_arguments(node, callee, parsed)
-        saved_scope, saved_origin = self.scope, self.origin
-        self.scope = _Scope(parsed, env, False)
-        self.inlining.append(callee)
         if callee not in self.inlined:
             self.inlined.append(callee)
+        return self.inline_body(node, target, callee, _Scope(parsed, env, False))
+
+    def inline_body(self, node, target, callee, scope):
+        """Normalize `callee`'s body in `scope` (its parameters bound) in place of the call
+        `node`; the value it returns (a tuple of them: a list of values)."""
+        saved_scope, saved_origin = self.scope, self.origin
+        self.scope = scope
+        self.inlining.append(callee)
         try:
-            outputs, is_tuple, _ = self.body(self.lower_returns(parsed.node.body), final=True,
+            outputs, is_tuple, _ = self.body(self.lower_returns(scope.parsed.node.body), final=True,
                                              target=target)
         finally:
             self.scope, self.origin = saved_scope, saved_origin
@@ -1526,24 +1531,11 @@ class _Normalizer:
         for free in nodes.names_in(fdef) - inner:      # the enclosing variables it reads
             if free in enclosing.env:
                 env.setdefault(free, enclosing.env[free])
-        parsed = replace(enclosing.parsed, node=fdef, local_names=inner,
-                                     label=fdef.name, is_lambda=False)
-        saved_scope, saved_origin = self.scope, self.origin
-        self.scope = _Scope(parsed, env, False)
-        self.scope.functions = {k: f for k, f in enclosing.functions.items() if k not in inner}
-        self.inlining.append(fdef)
-        try:
-            outputs, is_tuple, _ = self.body(self.lower_returns(fdef.body), final=True,
-                                             target=target)
-        finally:
-            self.scope, self.origin = saved_scope, saved_origin
-            self.inlining.pop()
-        if is_tuple:
-            pack = nodes.tuple_(outputs)
-            result = self.op(target, rules.lookup(make_list), [pack], {}, pack, node)
-            self.lists.add(result.id)
-            return result
-        return outputs[0]
+        parsed = replace(enclosing.parsed, node=fdef, local_names=inner, label=fdef.name,
+                         is_lambda=False)
+        scope = _Scope(parsed, env, False)
+        scope.functions = {k: f for k, f in enclosing.functions.items() if k not in inner}
+        return self.inline_body(node, target, fdef, scope)
 
     def bind_arguments(self, node, callee, parsed):
         placeholders = [object() for _ in node.args]
