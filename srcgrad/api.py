@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from .compiler.shapes import SCALAR
-from .compiler.parse import source_lines
+from .compiler.parse import source_text
 from .errors import NonScalarOutputError, SrcgradError
 
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
@@ -166,11 +166,11 @@ class _Differentiated:
                 wrt = wrt + 1 if isinstance(wrt, int) and wrt >= 0 else wrt
             else:
                 wrt = tuple(w + 1 if isinstance(w, int) and w >= 0 else w for w in wrt)
-        lines, first = source_lines(fn)  # fail now, not at the first call, when there is no source
+        text = source_text(fn)  # fail now, not at the first call, when there is no source
         if inspect.iscoroutinefunction(fn):
             from .errors import UnsupportedError
             raise UnsupportedError("cannot differentiate an async function", fn.__code__.co_filename,
-                                   first, 0, lines[0] if lines else None)
+                                   fn.__code__.co_firstlineno, 0, text.splitlines()[0] if text else None)
         self.fn = fn
         self.wrt, self.single = _wrt_names(fn, wrt)
         self.mode = mode

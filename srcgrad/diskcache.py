@@ -1,33 +1,38 @@
 """The persistent cache: gradients generated in one process, reused by the next.
 
-A cache entry holds the generated source and how to rebuild what it reads (modules,
-functions and the runtime's helpers, by import path). It is keyed by a hash of the
+A cache entry holds the generated source, its compiled code (marshal, so a new
+process skips compiling it), and how to rebuild what it reads (modules, functions and
+the runtime's helpers, by import path). It is keyed by a hash of the
 function's source, its name and file, `wrt`, the mode, the argument kinds, srcgrad's
 own files and the derivative rules registered; an entry is also checked against the
 current source of every helper it inlined and the objects its global names resolve to.
 
 Entries are signed with a key only this user can read (HMAC-SHA256), so a file someone
-else put in the cache directory is never executed; they are written to a temporary file
-and renamed, so several processes can share the directory.
+else put in the cache directory is never executed (nor unmarshalled); they are written
+to a temporary file and renamed, so several processes can share the directory.
 
 Switch: `SRCGRAD_CACHE=0` turns it off. Location: `SRCGRAD_CACHE_DIR`, else
 `$XDG_CACHE_HOME/srcgrad`, else `~/.cache/srcgrad`. `srcgrad cache clear` (or
 `srcgrad.diskcache.clear()`) empties it.
 """
+import base64
 import hashlib
 import hmac
 import importlib
-import inspect
 import json
+import marshal
 import os
 import sys
 import tempfile
 import types
 from pathlib import Path
 
+from .compiler.parse import source_text
+from .errors import SrcgradError
+
 __all__ = ["enabled", "directory", "clear", "load", "store"]
 
-_FORMAT = 1
+_FORMAT = 2                # 2: entries carry the compiled code
 _fingerprint = None
 
 
@@ -75,8 +80,8 @@ def _rules_fingerprint():
 
 def _key(fn, wrt, mode, kinds, single):
     try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError):
+        source = source_text(fn)
+    except SrcgradError:
         return None
     parts = [_FORMAT, _package_fingerprint(), _rules_fingerprint(), sys.version, fn.__module__,
              fn.__qualname__, fn.__code__.co_filename, source, list(wrt), mode, single,
@@ -147,8 +152,8 @@ def store(compiled, fn, wrt, mode, kinds, single):
     for helper in compiled.inlined:
         ref = _describe(helper)
         try:
-            text = inspect.getsource(helper)
-        except (OSError, TypeError):
+            text = source_text(helper)
+        except SrcgradError:
             return
         helpers.append([ref, hashlib.sha256(text.encode()).hexdigest()])
     guards = []
@@ -160,7 +165,8 @@ def store(compiled, fn, wrt, mode, kinds, single):
     if any(ref is None for ref in cells.values()) or any(ref is None for ref, _ in helpers) \
             or any(ref is None for _, _, ref in guards):
         return                                  # something only this process can name
-    entry = {"source": compiled.source, "name": compiled.function.__name__, "cells": cells,
+    code = base64.b64encode(marshal.dumps(compiled.function.__code__)).decode()
+    entry = {"source": compiled.source, "code": code, "name": compiled.function.__name__, "cells": cells,
              "helpers": helpers, "guards": guards, "return_where": list(compiled.return_where),
              "single_use": compiled.single_use, "wrt": list(wrt), "mode": mode}
     payload = json.dumps(entry, sort_keys=True).encode()
@@ -202,7 +208,7 @@ def _rebuild(entry, fn, wrt, mode):
     helpers = []
     for ref, digest in entry["helpers"]:
         helper = _resolve(ref)
-        if hashlib.sha256(inspect.getsource(helper).encode()).hexdigest() != digest:
+        if hashlib.sha256(source_text(helper).encode()).hexdigest() != digest:
             return None
         if lookup(helper) is not None:     # a rule registered since: it takes precedence
             return None
@@ -217,5 +223,7 @@ def _rebuild(entry, fn, wrt, mode):
         return None
     code = fn.__code__
     where = f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}"
-    compiled.function, compiled.filename = build(fn, cells, entry["source"], entry["name"], where)
+    code = marshal.loads(base64.b64decode(entry["code"]))   # signed by us: see load()
+    compiled.function, compiled.filename = build(fn, cells, entry["source"], entry["name"], where,
+                                                 code)
     return compiled

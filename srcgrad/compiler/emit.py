@@ -311,19 +311,24 @@ def _saved_candidates(items, slices=False):
     return found
 
 
-def build(fn, cells, source, name, where):
+def build(fn, cells, source, name, where, code=None):
     """Compile `source` (the function `name`) and return it live, with its linecache name.
 
     `fn` is the user's function: the result reads its globals and closure cells; `cells`
-    maps the other names the source needs to the objects they stand for."""
+    maps the other names the source needs to the objects they stand for. `code`, the
+    function's code object compiled from this source before (the disk cache keeps it),
+    saves compiling it again."""
     user_free = list(fn.__code__.co_freevars)
     factory_params = list(dict.fromkeys(list(cells) + user_free))
     indented = "".join(_INDENT + line + "\n" if line else "\n" for line in source.splitlines())
     text = f"def __srcgrad_factory__({', '.join(factory_params)}):\n{indented}"
     filename = f"<srcgrad {name} of {where} #{next(_COUNTER)}>"
-    code = compile(text, filename, "exec")
-    factory = next(c for c in code.co_consts if isinstance(c, types.CodeType))
-    inner = next(c for c in factory.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+    if code is not None:
+        inner = _refile(code, filename)
+    else:
+        module = compile(text, filename, "exec")
+        factory = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+        inner = next(c for c in factory.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
     closure = []
     for free in inner.co_freevars:
         if free in cells:
@@ -335,6 +340,12 @@ def build(fn, cells, source, name, where):
     lines = text.splitlines(keepends=True)
     linecache.cache[filename] = (len(text), None, lines, filename)
     return result, filename
+
+
+def _refile(code, filename):
+    """`code` (and the code nested in it) as if compiled from `filename`."""
+    consts = tuple(_refile(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def where_defined(parsed):

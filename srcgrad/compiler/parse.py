@@ -104,6 +104,23 @@ def source_lines(fn):
             "functions typed at the plain `python` prompt or made by exec() have none") from None
 
 
+def source_text(fn):
+    """The lines of `fn`'s file its bytecode spans (nested code included), read from
+    linecache without tokenizing: a cheap fingerprint of its source (the disk cache's key),
+    and a check that there is a source. NoSourceError when there is none."""
+    code = getattr(fn, "__code__", None)
+    lines = linecache.getlines(code.co_filename) if code is not None else []
+    if not lines or len(lines) < code.co_firstlineno:
+        source_lines(fn)                      # raises the error that says why
+        lines = linecache.getlines(code.co_filename)
+    last, stack = code.co_firstlineno, [code]
+    while stack:
+        c = stack.pop()
+        last = max([last] + [line for _, _, line in c.co_lines() if line is not None])
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_lines"))
+    return "".join(lines[code.co_firstlineno - 1:last])
+
+
 def _parse(fn, code):
     filename = code.co_filename
     lines, first = source_lines(fn)
