@@ -87,6 +87,7 @@ class _Reverse:
         self.contribs = defaultdict(list)  # summed-once names: contributions so far
         self.pullbacks = {}                # id(step) -> the name of its recursive call's gradients
         self.spread = {}                   # name -> (its adjoint's line, the number it spreads)
+        self.contributions_of = {}         # id(step) -> contributions(step)
         self.pending = defaultdict(int)    # summed-once names: contributions still to come
         self.live = set()                  # accumulated names whose adjoint is not zero
         self.owned = set()                 # ... whose adjoint is an array no other name holds
@@ -162,7 +163,14 @@ class _Reverse:
         return step.active and self.target_of(step) in self.needed
 
     def contributions(self, step):
-        """(position, operand name) for each operand that takes a gradient from `step`."""
+        """(position, operand name) for each operand that takes a gradient from `step`
+        (computed once per step: the passes over the program ask many times)."""
+        found = self.contributions_of.get(id(step))
+        if found is None:
+            found = self.contributions_of[id(step)] = self._contributions(step)
+        return found
+
+    def _contributions(self, step):
         if isinstance(step, (SetItem, Append)):
             value = step.value
             return [(0, value.id)] if isinstance(value, gast.Name) and value.id in self.p.active else []
