@@ -14,6 +14,8 @@ methods, and the time per call of each method. A function tape mode cannot
 run (`math.exp(t)` on a tensor) gets a report that says why in the tape
 column; the other two methods are still compared.
 """
+import ast
+import copy
 import html
 import inspect
 import math
@@ -38,40 +40,68 @@ TIME_PER_METHOD = 0.2     # seconds each timing loop aims at
 
 
 def compare(f, *args, wrt=0, **kwargs):
-    """Differentiate `f(*args, **kwargs)` with respect to `wrt` three ways; return a Report."""
+    """Differentiate `f(*args, **kwargs)` with respect to `wrt` three ways; return a Report.
+
+    `wrt` names what srcgrad.grad accepts: parameters, attribute paths ("model.w"), and
+    parameters passed a dict (each entry is compared: "params['w']")."""
     names, _ = _wrt_names(f, wrt)
     call = inspect.signature(f).bind(*args, **kwargs)
     call.apply_defaults()
     value = f(*args, **kwargs)
     seed = _seed(value)
-    report = Report(f, names, dict(call.arguments), value, seed)
+    leaves = _leaves(call, names)
+    report = Report(f, tuple(label for label, _ in leaves), dict(call.arguments), value, seed)
 
     if seed is None:
         value_and_gradient = value_and_grad(f, wrt=names)
         source = lambda: value_and_gradient(*args, **kwargs)[1]  # noqa: E731
     else:
         source = lambda: vjp(f, *args, wrt=names, **kwargs)[1](seed)  # noqa: E731
-    report.gradients["source"] = _named(names, source())
+    report.gradients["source"] = _flat(names, source())
 
     try:
-        report.gradients["tape"] = _named(names, _tape_gradients(f, call, names, seed))
+        report.gradients["tape"] = _tape_gradients(f, call, leaves, seed)
     except Exception as error:  # noqa: BLE001 -- the report shows why tape mode cannot run f
         report.errors["tape"] = f"{type(error).__name__}: {error}"
 
     started = time.perf_counter()
-    report.gradients["fd"] = _named(names, _fd_gradients(f, call, names, seed))
+    report.gradients["fd"] = _fd_gradients(f, call, leaves, seed)
     fd_seconds = time.perf_counter() - started
 
     report.times["function"] = _time_per_call(lambda: f(*args, **kwargs))
     report.times["source"] = _time_per_call(source)
     if "tape" in report.gradients:
-        report.times["tape"] = _time_per_call(lambda: _tape_gradients(f, call, names, seed))
-    report.times["fd"] = _time_per_call(lambda: _fd_gradients(f, call, names, seed), fd_seconds)
+        report.times["tape"] = _time_per_call(lambda: _tape_gradients(f, call, leaves, seed))
+    report.times["fd"] = _time_per_call(lambda: _fd_gradients(f, call, leaves, seed), fd_seconds)
     return report
 
 
-def _named(names, grads):
-    return dict(zip(names, grads))
+def _leaves(call, names):
+    """[(label, value)]: each value differentiated with respect to; a dict argument's
+    entries are values of their own ("params['w']")."""
+    found = []
+    for name in names:
+        root, *attrs = name.split(".")
+        value = call.arguments[root]
+        for attr in attrs:
+            value = getattr(value, attr)
+        if type(value) is dict and not attrs:
+            found += [(f"{name}[{k!r}]", v) for k, v in value.items()]
+        else:
+            found.append((name, value))
+    return found
+
+
+def _flat(names, grads):
+    """srcgrad's gradients (one per name: wrt was a tuple) by leaf label (a dict of
+    gradients for a dict argument)."""
+    out = {}
+    for name, g in zip(names, grads):
+        if isinstance(g, dict):
+            out.update({f"{name}[{k!r}]": v for k, v in g.items()})
+        else:
+            out[name] = g
+    return out
 
 
 def _seed(value):
@@ -83,21 +113,42 @@ def _seed(value):
 
 
 def _call_with(call, values):
-    """`call`'s (args, kwargs) with the arguments named in `values` replaced."""
+    """`call`'s (args, kwargs) with the leaves named in `values` replaced: a parameter, an
+    entry of a dict argument (in a copy of the dict), or an attribute (in a shallow copy
+    of each object on the path)."""
+    replaced = {}
+    for label, new in values.items():
+        if "[" in label:                                   # params['w']
+            root, key = label.split("[", 1)
+            table = replaced.get(root, call.arguments[root])
+            table = dict(table) if root not in replaced else table
+            table[ast.literal_eval(key[:-1])] = new
+            replaced[root] = table
+        elif "." in label:                                 # model.w
+            root, *attrs = label.split(".")
+            obj = replaced[root] if root in replaced else copy.copy(call.arguments[root])
+            replaced[root] = holder = obj
+            for attr in attrs[:-1]:
+                inner = copy.copy(getattr(holder, attr))
+                setattr(holder, attr, inner)
+                holder = inner
+            setattr(holder, attrs[-1], new)
+        else:
+            replaced[label] = new
     args, kwargs = list(call.args), dict(call.kwargs)
     for i, name in enumerate(call.signature.parameters):
-        if name in values:
+        if name in replaced:
             if name in kwargs:
-                kwargs[name] = values[name]
+                kwargs[name] = replaced[name]
             else:
-                args[i] = values[name]
+                args[i] = replaced[name]
     return args, kwargs
 
 
-def _tape_gradients(f, call, names, seed):
-    """Run f on tape tensors and backpropagate; one gradient (numpy) per name."""
-    leaves = {name: tape.tensor(call.arguments[name], requires_grad=True) for name in names}
-    args, kwargs = _call_with(call, leaves)
+def _tape_gradients(f, call, leaves, seed):
+    """Run f on tape tensors and backpropagate; one gradient (numpy) per leaf."""
+    tensors = {label: tape.tensor(value, requires_grad=True) for label, value in leaves}
+    args, kwargs = _call_with(call, tensors)
     outputs, seeds = f(*args, **kwargs), seed
     if not isinstance(outputs, tuple):
         outputs, seeds = (outputs,), (seed,)
@@ -105,21 +156,21 @@ def _tape_gradients(f, call, names, seed):
                 if isinstance(o, tape.Tensor) and o.requires_grad]
     for i, (output, s) in enumerate(recorded):
         output.backward(s, retain_graph=i < len(recorded) - 1)
-    grads = []
-    for name in names:
-        x, g = call.arguments[name], leaves[name].grad
+    grads = {}
+    for label, x in leaves:
+        g = tensors[label].grad
         g = np.zeros(np.shape(x)) if g is None else g.data  # no gradient reached x
-        grads.append(g if isinstance(x, np.ndarray) else float(g))
+        grads[label] = g if isinstance(x, np.ndarray) else float(g)
     return grads
 
 
-def _fd_gradients(f, call, names, seed):
-    def varying(name):
+def _fd_gradients(f, call, leaves, seed):
+    def varying(label):
         def f_of(x):
-            args, kwargs = _call_with(call, {name: x})
+            args, kwargs = _call_with(call, {label: x})
             return f(*args, **kwargs)
         return f_of
-    return [numerical_grad(varying(name), (call.arguments[name],), 0, seed) for name in names]
+    return {label: numerical_grad(varying(label), (value,), 0, seed) for label, value in leaves}
 
 
 def _time_per_call(fn, first=None):

@@ -243,3 +243,28 @@ def test_docs_show_the_current_report_for_the_readme_example():
         s = re.sub(r"[\d.]+x bce_loss", "Rx bce_loss", s)
         return re.sub(r" +", " ", s)
     assert without_timings(pasted) == without_timings(report)
+
+
+class _Affine:
+    def __init__(self):
+        self.w = np.array([[0.5, -0.2], [0.1, 0.3]])
+        self.b = 0.25
+
+    def loss(self, x):
+        return np.sum(np.tanh(x @ self.w) + self.b * x[:, :1])
+
+
+def _dict_loss(params, x):
+    return np.sum(np.tanh(x @ params["w"]) * params["s"])
+
+
+def test_compare_attribute_paths_and_dict_entries():
+    x = np.array([[0.3, -0.5], [0.7, 0.2]])
+    model = _Affine()
+    report = srcgrad.compare(_Affine.loss, model, x, wrt=("self.w", "self.b"))
+    assert report.ok and report.wrt == ("self.w", "self.b") and "tape" in report.gradients
+    assert model.w[0, 0] == 0.5 and model.b == 0.25          # the object itself is untouched
+    params = {"w": model.w.copy(), "s": 1.5}
+    report = srcgrad.compare(_dict_loss, params, x, wrt="params")
+    assert report.ok and report.wrt == ("params['w']", "params['s']")
+    assert "d/dparams['w']" in str(report) and set(params) == {"w", "s"}
