@@ -6,6 +6,7 @@ generated code leaves out broadcasting helpers that cannot be needed). Every
 later call with arguments of the same kinds is a dictionary lookup away from
 the generated function.
 """
+import ast
 import functools
 import inspect
 import threading
@@ -264,7 +265,7 @@ class _Differentiated:
         for name in self.wrt:
             entries = [label for label in labels if label.startswith(name + "[")]
             if name in dicts:
-                layout.append((name, [(label[len(name) + 2:-2], len(wrt) + k)
+                layout.append((name, [(ast.literal_eval(label[len(name) + 1:-1]), len(wrt) + k)
                                       for k, label in enumerate(entries)]))
                 wrt += entries
             else:

@@ -219,3 +219,11 @@ def test_dict_refusals():
         srcgrad.grad(dict_loss, wrt="params")({**params, "name": "x"}, X, Y)
     with pytest.raises(srcgrad.SrcgradError, match="string keys"):
         srcgrad.grad(dict_loss, wrt="params")({**params, 3: 1.0}, X, Y)
+
+
+def test_dict_keys_that_need_quoting():
+    def loss(params, x):
+        return np.sum(x * params["it's"]) + params["a\nb"] * 2.0
+    g = srcgrad.grad(loss, wrt="params")({"it's": np.ones(2), "a\nb": 3.0}, np.array([1.0, 2.0]))
+    np.testing.assert_allclose(g["it's"], [1.0, 2.0])
+    assert g["a\nb"] == 2.0
