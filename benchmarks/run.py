@@ -76,6 +76,7 @@ if ROOT not in sys.path:  # run from a checkout without installing
 
 import srcgrad  # noqa: E402
 from srcgrad import tape  # noqa: E402
+from srcgrad.demo import bce_loss  # noqa: E402
 
 RTOL = 1e-6
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
@@ -87,19 +88,7 @@ METHODS = ("forward", "hand", "srcgrad", "srcgrad.fn", "tape", "autograd", "torc
 # versions peers need where they cannot run the plain function.
 # ---------------------------------------------------------------------------
 
-# 1. scalar BCE with `math`: the logistic neuron of srcgrad/demo.py
-def sigmoid(z):
-    return 1 / (1 + math.exp(-z))
-
-
-def bce_loss(w, b, x, y):
-    z = w * x + b
-    y_pred = sigmoid(z)
-    p = min(max(y_pred, 1e-8), 1 - 1e-8)
-    loss = -(y * math.log(p) + (1 - y) * math.log(1 - p))
-    return loss
-
-
+# 1. scalar BCE with `math`: the logistic neuron of srcgrad/demo.py (bce_loss, imported)
 def bce_loss_hand(w, b, x, y):               # the tutorial's derivation (README.md)
     z = w * x + b
     y_pred = 1 / (1 + math.exp(-z))

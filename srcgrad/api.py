@@ -6,7 +6,6 @@ generated code leaves out broadcasting helpers that cannot be needed). Every
 later call with arguments of the same kinds is a dictionary lookup away from
 the generated function.
 """
-import ast
 import functools
 import inspect
 import threading
@@ -15,7 +14,7 @@ import weakref
 import numpy as np
 
 from .compiler.shapes import SCALAR
-from .compiler.parse import source_text
+from .compiler.parse import input_label, input_steps, source_text
 from .errors import NonScalarOutputError, SrcgradError
 
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
@@ -176,9 +175,9 @@ class _Differentiated:
         self.wrt, self.single = _wrt_names(fn, wrt)
         self.mode = mode
         self.params = _params(fn)
-        self.wrt_index = [self.params.index(name.split(".")[0]) for name in self.wrt]
+        self.wrt_index = [self.params.index(input_steps(name)[0]) for name in self.wrt]
         # wrt attribute paths: (label, root index, steps), steps (("attr", name), ...)
-        self.paths = [(name, i, tuple(("attr", a) for a in name.split(".")[1:]))
+        self.paths = [(name, i, input_steps(name)[1])
                       for name, i in zip(self.wrt, self.wrt_index) if "." in name]
         self._compiled = {}                  # key -> _entry
         self._by_signature = {}              # args' types (arrays: shapes) -> _entry
@@ -203,7 +202,7 @@ class _Differentiated:
                     if not isinstance(k, str):
                         raise SrcgradError(f"wrt={name!r}: a dict differentiated with respect to "
                                            f"needs string keys, not {k!r}")
-                    found.append((f"{name}[{k!r}]", i, (("item", k),)))
+                    found.append((input_label(name, (("item", k),)), i, (("item", k),)))
         return found
 
     def input_values(self, args, kwargs, inputs):
@@ -251,7 +250,7 @@ class _Differentiated:
                                               input_kinds):
             if kind is None:
                 _like(0.0, value, label)     # raises: this value cannot take a gradient
-        dicts = {label.split("[")[0] for label in labels if "[" in label}
+        dicts = {input_steps(label)[0] for label in labels if "[" in label}
         for name, i in zip(self.wrt, self.wrt_index):
             if "." not in name and name not in dicts and i < len(args) and key[i] is None:
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
@@ -263,9 +262,9 @@ class _Differentiated:
         # what is compiled: each wrt name, a dict one as its entries; how to pack them back
         wrt, layout = [], []
         for name in self.wrt:
-            entries = [label for label in labels if label.startswith(name + "[")]
             if name in dicts:
-                layout.append((name, [(ast.literal_eval(label[len(name) + 1:-1]), len(wrt) + k)
+                entries = [label for label in labels if input_steps(label)[0] == name and "[" in label]
+                layout.append((name, [(input_steps(label)[1][0][1], len(wrt) + k)
                                       for k, label in enumerate(entries)]))
                 wrt += entries
             else:
@@ -307,8 +306,8 @@ class _Differentiated:
                         self.wrt.index(name)]
                     out.append(_like(flat[where], value, name))
                 else:
-                    out.append({k: _like(flat[j], values[f"{name}[{k!r}]"], f"{name}[{k!r}]")
-                                for k, j in where})
+                    labels = {k: input_label(name, (("item", k),)) for k, _ in where}
+                    out.append({k: _like(flat[j], values[labels[k]], labels[k]) for k, j in where})
             return out[0] if self.single else tuple(out)
         if kwargs or max(self.wrt_index) >= len(args):
             values = self.wrt_values(args, kwargs)

@@ -14,7 +14,6 @@ methods, and the time per call of each method. A function tape mode cannot
 run (`math.exp(t)` on a tensor) gets a report that says why in the tape
 column; the other two methods are still compared.
 """
-import ast
 import copy
 import html
 import inspect
@@ -26,6 +25,7 @@ import numpy as np
 
 from . import tape
 from .api import _wrt_names, value_and_grad, vjp
+from .compiler.parse import input_label, input_steps
 from .testing import numerical_grad
 
 __all__ = ["compare", "Report"]
@@ -81,12 +81,12 @@ def _leaves(call, names):
     entries are values of their own ("params['w']")."""
     found = []
     for name in names:
-        root, *attrs = name.split(".")
+        root, steps = input_steps(name)
         value = call.arguments[root]
-        for attr in attrs:
+        for _, attr in steps:
             value = getattr(value, attr)
-        if type(value) is dict and not attrs:
-            found += [(f"{name}[{k!r}]", v) for k, v in value.items()]
+        if type(value) is dict and not steps:
+            found += [(input_label(name, (("item", k),)), v) for k, v in value.items()]
         else:
             found.append((name, value))
     return found
@@ -98,7 +98,7 @@ def _flat(names, grads):
     out = {}
     for name, g in zip(names, grads):
         if isinstance(g, dict):
-            out.update({f"{name}[{k!r}]": v for k, v in g.items()})
+            out.update({input_label(name, (("item", k),)): v for k, v in g.items()})
         else:
             out[name] = g
     return out
@@ -118,23 +118,21 @@ def _call_with(call, values):
     of each object on the path)."""
     replaced = {}
     for label, new in values.items():
-        if "[" in label:                                   # params['w']
-            root, key = label.split("[", 1)
-            table = replaced.get(root, call.arguments[root])
-            table = dict(table) if root not in replaced else table
-            table[ast.literal_eval(key[:-1])] = new
+        root, steps = input_steps(label)
+        if not steps:
+            replaced[label] = new
+        elif steps[0][0] == "item":                        # params['w']
+            table = replaced[root] if root in replaced else dict(call.arguments[root])
+            table[steps[0][1]] = new
             replaced[root] = table
-        elif "." in label:                                 # model.w
-            root, *attrs = label.split(".")
-            obj = replaced[root] if root in replaced else copy.copy(call.arguments[root])
-            replaced[root] = holder = obj
-            for attr in attrs[:-1]:
+        else:                                              # model.w
+            holder = replaced[root] if root in replaced else copy.copy(call.arguments[root])
+            replaced[root] = holder
+            for _, attr in steps[:-1]:
                 inner = copy.copy(getattr(holder, attr))
                 setattr(holder, attr, inner)
                 holder = inner
-            setattr(holder, attrs[-1], new)
-        else:
-            replaced[label] = new
+            setattr(holder, steps[-1][1], new)
     args, kwargs = list(call.args), dict(call.kwargs)
     for i, name in enumerate(call.signature.parameters):
         if name in replaced:

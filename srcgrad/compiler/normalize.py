@@ -15,7 +15,6 @@ Guarantees, for the program it returns:
 
 Shapes are inferred afterwards (shapes.py).
 """
-import ast
 import builtins
 import importlib
 import inspect
@@ -29,7 +28,8 @@ from . import nodes
 from .namespace import Namespace, describe
 from .shapes import SCALAR, infer_shapes
 from .templates import template_for
-from .parse import UNRESOLVED, lambda_as_def, local_names, lookup_global, parse_function
+from .parse import (UNRESOLVED, input_label, input_steps, lambda_as_def, local_names,
+                    lookup_global, parse_function)
 from .. import rules
 from ..errors import NoSourceError, SrcgradError
 from ..rules.operators import identity, make_list
@@ -175,7 +175,7 @@ class _Normalizer:
         self.inputs = {}
         self.wrt_names = []
         for w in wrt:
-            root, steps = _input_steps(w)
+            root, steps = input_steps(w)
             if not steps:
                 self.wrt_names.append(w)
                 continue
@@ -1303,7 +1303,7 @@ class _Normalizer:
                 call = gast.copy_location(gast.Call(func=func, args=[func.value] + list(node.args),
                                                     keywords=node.keywords), node)
                 return self.inline(call, target, method)
-            path = ", ".join(_input_label(r, steps) for r, steps in self.inputs)
+            path = ", ".join(input_label(r, steps) for r, steps in self.inputs)
             raise self.error(func, f"cannot differentiate the method call `{nodes.to_source(func)}"
                                    f"(...)` with respect to {path}: srcgrad inlines functions, "
                                    "not methods of an object passed in; call a function that "
@@ -1603,21 +1603,6 @@ def _stored_names(stmts):
 
 class _NeedsFlag(Exception):
     """Early returns that need a `returned` flag (lower_returns starts again with one)."""
-
-
-def _input_label(root, steps):
-    """The inverse of _input_steps: "self.w", "params['w']"."""
-    return root + "".join(f".{part}" if kind == "attr" else f"[{part!r}]" for kind, part in steps)
-
-
-def _input_steps(label):
-    """("self", (("attr", "w"),)) for "self.w"; ("params", (("item", "w"),)) for
-    "params['w']"; (label, ()) for a plain parameter name."""
-    if "[" in label:
-        root, rest = label.split("[", 1)
-        return root, (("item", ast.literal_eval(rest[:-1])),)
-    root, *attrs = label.split(".")
-    return root, tuple(("attr", a) for a in attrs)
 
 
 def _walk_own(node):

@@ -4,6 +4,7 @@ Guarantees: the returned tree is the function's own definition (decorators
 ignored), every node's line and column can be mapped back to the user's file,
 and names the function calls can be resolved to the objects they refer to.
 """
+import ast
 import builtins
 import inspect
 import linecache
@@ -102,6 +103,21 @@ def source_lines(fn):
             f"cannot find the source code of {fn.__qualname__} (defined in {code.co_filename}): "
             "srcgrad reads a function's source. Define it in a file or a notebook cell; "
             "functions typed at the plain `python` prompt or made by exec() have none") from None
+
+
+def input_label(root, steps):
+    """How `wrt` names a value read out of an argument: "self.w" (steps (("attr", "w"),)),
+    "params['w']" (steps (("item", "w"),)); the inverse of input_steps."""
+    return root + "".join(f".{part}" if kind == "attr" else f"[{part!r}]" for kind, part in steps)
+
+
+def input_steps(label):
+    """(parameter, steps) for a label made by input_label; (label, ()) for a parameter."""
+    if "[" in label:
+        root, rest = label.split("[", 1)
+        return root, (("item", ast.literal_eval(rest[:-1])),)
+    root, *attrs = label.split(".")
+    return root, tuple(("attr", a) for a in attrs)
 
 
 def source_text(fn):
