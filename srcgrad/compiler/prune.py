@@ -6,8 +6,9 @@ if the adjoint sweep reads its value, a kept step reads it, or a branch, a loop
 or a write into an array needs it. `mean = np.mean(diff + log1p)`, `loss = -...`
 and every value that only leads to them are left out. A value the adjoint sweep
 reads only for its shape (`unbroadcast(g, diff)`, `unreduce(g, x_sq)`,
-`reduced_size(x_sq)`) is read from an argument of the same shape instead
-(`unreduce(g, x)`), when the argument kinds say there is one.
+`reduced_size(x_sq)`) is read from a kept value of the same shape instead, the
+nearest one it was computed from (`reduced_size(x)` for `x_sq = x ** 2`), else
+an argument of that shape.
 
 A step is left out only if it cannot matter otherwise: a derivative rule's
 primal (numpy functions, operators) or arithmetic without calls. `math`
@@ -51,25 +52,43 @@ def prune(program, adjoint):
     reads |= set(adjoint.saved) | set(adjoint.saved_shapes)
 
     needed = _needed(program.body, reads)
-    like = {}                                     # shape symbol -> a parameter of that shape
-    for p in program.params:
-        shape = program.shapes.get(p)
-        if isinstance(shape, tuple) and shape[0] == "array":
-            like.setdefault(shape, p)
     extra = set()
     for call, index in shape_args:
         name_ = call.args[index].id
         if name_ in needed:
             continue
-        stand_in = like.get(program.shapes.get(name_))
-        if stand_in is not None:
-            call.args[index] = nodes.name(stand_in)   # the same shape, from an argument
+        found = _stand_in(program, name_, needed)
+        if found is not None:
+            call.args[index] = nodes.name(found)      # the same shape, from a value kept anyway
         else:
             extra.add(name_)
     if extra:
         needed = _needed(program.body, reads | extra)
     program.body[:] = _keep(program.body, needed)
     program.steps[:] = [s for s in program.steps if not _removable(s, needed)]
+
+
+def _stand_in(program, name_, needed):
+    """A value surely bound when the adjoint sweep runs, kept anyway, with `name_`'s shape
+    (known per dimension): the nearest one `name_` was computed from (`diff` for
+    `diff_sq = diff ** 2`), else an argument of that shape; None if there is none."""
+    shape = program.shapes.get(name_)
+    if not (isinstance(shape, tuple) and shape[0] == "array"):
+        return None
+    top = {item.target for item in program.body if isinstance(item, Step)} - program.mutable
+    available = (needed & top) | set(program.params)
+    defined = {s.target: s for s in program.steps if s.target is not None}
+    queue, seen = [name_], {name_}
+    while queue:                                  # breadth first through what it was made of
+        step = defined.get(queue.pop(0))
+        for n in sorted(nodes.names_in(step.value)) if step is not None and step.value is not None else ():
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in available and program.shapes.get(n) == shape:
+                return n
+            queue.append(n)
+    return next((p for p in program.params if program.shapes.get(p) == shape), None)
 
 
 def _removable(step, needed):
