@@ -84,10 +84,15 @@ def _forward(writer, items, saved):
                 f"{item.target} = {nodes.to_source(item.value)}"
             writer.line(item.origin, text)
         elif isinstance(item, IfItem):
-            writer.nested(f"if {nodes.to_source(item.cond)}:", item.origin,
-                          lambda w, i=item: _forward(w, i.body, saved))
-            if _has_forward(item.orelse, saved):
-                writer.nested("else:", None, lambda w, i=item: _forward(w, i.orelse, saved))
+            if _has_forward(item.body, saved):
+                writer.nested(f"if {nodes.to_source(item.cond)}:", item.origin,
+                              lambda w, i=item: _forward(w, i.body, saved))
+                if _has_forward(item.orelse, saved):
+                    writer.nested("else:", None, lambda w, i=item: _forward(w, i.orelse, saved))
+            elif _has_forward(item.orelse, saved):     # only the else arm computes anything
+                negated = gast.UnaryOp(op=gast.Not(), operand=item.cond)
+                writer.nested(f"if {nodes.to_source(negated)}:", item.origin,
+                              lambda w, i=item: _forward(w, i.orelse, saved))
         else:
             for name in item.inits:
                 if name in saved or name in saved.shapes:
@@ -102,7 +107,9 @@ def _forward(writer, items, saved):
 
 
 def _has_forward(items, saved):
-    return any(not isinstance(i, SaveItem) or i.name in saved for i in items)
+    """Whether `items` write any line of the forward sweep."""
+    return any(_has_forward(i.body, saved) or _has_forward(i.orelse, saved) if isinstance(i, IfItem)
+               else not isinstance(i, SaveItem) or i.name in saved for i in items)
 
 
 def _index(index):
