@@ -132,6 +132,14 @@ class Program:
     names: Namespace
     active: set
     mutable: set                   # names assigned more than once (in loops and branches)
+    lists: set = field(default_factory=set)           # names holding lists of values
+    maybe_unbound: list = field(default_factory=list)  # saved, bound on some paths only
+    wrt_names: list = field(default_factory=list)     # wrt as the caller named it ("self.w")
+    wrt_ssa: list = field(default_factory=list)       # the names wrt is read into (self_w)
+    input_kinds: dict = field(default_factory=dict)   # kinds of values read out of arguments
+    guards: list = field(default_factory=list)        # (function, global name, object)
+    inlined: list = field(default_factory=list)       # the helpers inlined
+    int_names: set = field(default_factory=set)       # range loop indices (shapes.py)
 
 
 class _Scope:
@@ -173,16 +181,17 @@ class _Normalizer:
         # values read out of an argument: wrt "self.w" (an attribute path) or "params['w']"
         # (a dict's entry) -> (parameter, ((kind, part), ...)) -> the name it is read into
         self.inputs = {}
-        self.wrt_names = []
+        self.wrt_labels = list(wrt)    # as the caller named them ("self.w")
+        self.wrt_ssa = []              # the names they are read into (self_w)
         for w in wrt:
             root, steps = input_steps(w)
             if not steps:
-                self.wrt_names.append(w)
+                self.wrt_ssa.append(w)
                 continue
             name_ = self.names.fresh("_".join([root] + [str(part) for _, part in steps]))
             self.inputs[(root, steps)] = name_
             self.active.add(name_)
-            self.wrt_names.append(name_)
+            self.wrt_ssa.append(name_)
             if w in kinds:
                 self.kinds[name_] = kinds[w]
         self.aliases = {}              # name -> the set of names that may share its memory
@@ -249,17 +258,17 @@ class _Normalizer:
             self.active.add(name_)
         outputs, returns_tuple, ret = self.body(self.lower_returns(fdef.body), final=True)
         program = Program(self.top, self.params, self.body_items, self.steps, outputs, returns_tuple,
-                          Origin(self.top, ret), {}, self.names, self.active, self.mutable)
-        program.lists = self.lists
-        program.maybe_unbound = self.maybe_unbound
-        program.wrt_ssa = self.wrt_names
-        program.input_kinds = {n: self.kinds[n] for n in self.inputs.values() if n in self.kinds}
+                          Origin(self.top, ret), {}, self.names, self.active, self.mutable,
+                          lists=self.lists, maybe_unbound=self.maybe_unbound,
+                          wrt_names=self.wrt_labels, wrt_ssa=self.wrt_ssa,
+                          input_kinds={n: self.kinds[n] for n in self.inputs.values()
+                                       if n in self.kinds},
+                          inlined=self.inlined)
         program.shapes = infer_shapes(program, self.kinds)
         for group, error in self.alias_checks:
             if not any(program.shapes.get(n) == SCALAR for n in group):
                 raise error
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
-        program.inlined = self.inlined
         return program
 
     def lower_returns(self, stmts):

@@ -112,7 +112,6 @@ def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
 def _compile(fn, wrt, mode, kinds, single, stages):
     parsed = parse_function(fn)
     program = normalize(parsed, wrt, kinds)
-    program.wrt_names = list(wrt)
     adjoint = reverse(program, program.wrt_ssa, mode)   # wrt "self.w" is read into self_w
     if mode == "grad":
         prune(program, adjoint)          # the value is not returned: only what the sweep reads

@@ -27,7 +27,7 @@ class _Shapes:
     def __init__(self, program, kinds):
         self.p = program
         self.shapes = {p: kinds.get(p, ("param", p)) for p in program.params}
-        self.inputs = getattr(program, "input_kinds", {})   # wrt attribute paths (self_w)
+        self.inputs = program.input_kinds                 # values read out of arguments (self_w)
         self.shapes.update(self.inputs)
         self.ints = _range_indices(program.body)
         program.int_names = self.ints
