@@ -42,3 +42,17 @@ class NoSourceError(SrcgradError):
 
 class NonScalarOutputError(SrcgradError):
     """`grad` was asked for the gradient of a non-scalar output."""
+
+
+class ArgumentError(SrcgradError, TypeError):
+    """What was handed to srcgrad cannot be differentiated: not a Python function, a wrt
+    that names nothing, or arguments of a type gradients are not defined for."""
+
+
+class RecursionDepthError(SrcgradError, RecursionError):
+    """A recursive function's gradient ran past Python's recursion limit."""
+
+
+class StaleSourceError(SrcgradError):
+    """The function's source file was edited after the function was defined: the text
+    srcgrad would differentiate is not the code that runs."""

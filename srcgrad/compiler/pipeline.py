@@ -7,11 +7,12 @@
 each pass produced, for debugging the compiler (see docs/pipeline.md).
 """
 import builtins
+import types
 from dataclasses import dataclass
 
 from .emit import build, function_source, where_defined
 from .normalize import normalize
-from .parse import lookup_global, parse_function
+from .parse import parse_function
 from .prune import prune
 from .reverse import reverse
 from .. import diskcache
@@ -30,14 +31,15 @@ class Compiled:
     mode: str
     return_where: tuple = (None, None, None, None)   # the user's return statement
     single_use: bool = False     # a vjp pullback that pops saved values: callable once
-    guards: list = ()            # (function, global name, object): what the code assumed
+    guards: list = ()            # (owner, name, object): what the code assumed (_guard_checks)
     stages: dict = None
     cells: dict = None           # name -> object the source reads besides the user's names
     inlined: list = ()           # the user's helpers whose bodies the source holds
     from_disk: bool = False
 
     def still_valid(self):
-        """Whether every global the compiled code resolved still names the same object."""
+        """Whether every global, closure variable, method and attribute the compiled code
+        resolved still names the same object."""
         return self.checker()()
 
     def checker(self):
@@ -49,23 +51,46 @@ class Compiled:
 
 
 def _guard_checker(checks):
-    """One function that tests every guard (one call per gradient call, no loop)."""
-    env, tests = {"_B": _BUILTINS, "_M": _MISSING, "_method": _method}, []
-    for k, (namespace, name, obj) in enumerate(checks):
+    """One function that tests every guard (one call per gradient call, no loop).
+
+    A chain (`actmod.act`) starts from the object its root's own test just confirmed, so
+    `np.sum` costs one attribute read."""
+    env, tests, confirmed = {"_B": _BUILTINS, "_M": _MISSING, "_method": _method,
+                             "_same": _same_method}, [], {}
+    for k, (kind, base, root, path, obj) in enumerate(checks):
         env[f"_o{k}"] = obj
-        if isinstance(namespace, type):
-            env[f"_t{k}"] = namespace
-            tests.append(f"_method(_t{k}, {name!r}) is _o{k}")
-        elif namespace is None:                             # a closure cell
-            env[f"_c{k}"] = name
-            tests.append(f"_c{k}.cell_contents is _o{k}")
+        env[f"_b{k}"] = base
+        if kind == "method":
+            tests.append(f"_method(_b{k}, {root!r}) is _o{k}")
+            continue
+        start = confirmed.get((id(base), root))
+        if start is not None:
+            value = f"_o{start}"
+        elif kind == "cell":
+            value = f"_b{k}.cell_contents"
+        elif kind == "globals":
+            value = f"_b{k}.get({root!r}, _B.get({root!r}, _M))"
+        else:                                   # an attribute path on an object
+            value = f"_b{k}"
+        value += "".join(f".{attr}" for attr in path)
+        if isinstance(obj, _BOUND):             # read anew each time: the same method
+            tests.append(f"_same({value}, _o{k})")
         else:
-            env[f"_n{k}"] = namespace
-            tests.append(f"_n{k}.get({name!r}, _B.get({name!r}, _M)) is _o{k}")
+            tests.append(f"{value} is _o{k}")
+        if not path and kind != "object":
+            confirmed[(id(base), root)] = k
     source = ("def check():\n    try:\n        return " + (" and ".join(tests) or "True")
-              + "\n    except ValueError:\n        return False\n")   # a cell emptied since
-    exec(compile(source, "<srcgrad guards>", "exec"), env)
+              + "\n    except Exception:\n        return False\n")   # a cell emptied, an
+    exec(compile(source, "<srcgrad guards>", "exec"), env)            # attribute deleted
     return env["check"]
+
+
+_BOUND = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+
+
+def _same_method(value, obj):
+    """`obj.m` makes a new bound method each time: the same function bound to the same object."""
+    return type(value) is type(obj) and value == obj
 
 
 def _method(cls, name):
@@ -77,20 +102,32 @@ def _method(cls, name):
 
 
 def _guard_checks(guards):
-    """(namespace, name, object) per guard: a function's globals, a class's own attributes, or
-    (None, cell, object) for a closure variable."""
+    """(kind, namespace, root, attributes, object) per guard, roots before the chains read
+    through them. A guard (owner, name, object) is one of:
+
+    - (function, "name"): `name` as the function sees it (closure cell, global, builtin);
+    - (function, "name.a.b"): the attribute chain `name.a.b` read the same way;
+    - (class, "name"): a method, looked up on the class and its bases;
+    - (object, ".a.b"): the attribute chain `.a.b` of that object (a module imported inside
+      the function)."""
     checks, seen = [], set()
-    for fn, name, obj in guards:
-        if isinstance(fn, type):                        # a method, looked up on a class
-            checks.append((fn, name, obj))
-            continue
-        if (id(fn.__globals__), name) in seen:
-            continue
-        seen.add((id(fn.__globals__), name))
-        if name in fn.__code__.co_freevars:
-            checks.append((None, fn.__closure__[fn.__code__.co_freevars.index(name)], obj))
+    for owner, name, obj in guards:
+        if name.startswith("."):
+            kind, base, root, path = "object", owner, None, tuple(name[1:].split("."))
+        elif isinstance(owner, type):
+            kind, base, root, path = "method", owner, name, ()
         else:
-            checks.append((fn.__globals__, name, obj))
+            root, *path = name.split(".")
+            code = owner.__code__
+            if root in code.co_freevars:
+                kind, base = "cell", owner.__closure__[code.co_freevars.index(root)]
+            else:
+                kind, base = "globals", owner.__globals__
+        if (kind, id(base), name) in seen:
+            continue
+        seen.add((kind, id(base), name))
+        checks.append((kind, base, root, tuple(path), obj))
+    checks.sort(key=lambda check: len(check[3]))
     return checks
 
 
