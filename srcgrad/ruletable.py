@@ -6,8 +6,8 @@ def rule_text(rule):
     from .compiler.nodes import to_source
     from .compiler.templates import template_for
     template = template_for(rule)
-    if template.result is None:
-        return "(multi-statement rule)"
+    if template.called:
+        return "(multi-statement rule, called)"
     lines = [f"{name} = {to_source(expr)}" for name, expr in template.assigns]
     lines.append(to_source(template.result))
     return "; ".join(lines)

@@ -3,6 +3,8 @@
 Everything here is plain numpy. Generated code imports these names; rules use
 them to state adjoints that are not a product of partial derivatives.
 """
+from operator import index as operator_index
+
 import numpy as np
 
 from .errors import NonScalarOutputError
@@ -10,7 +12,8 @@ from .errors import NonScalarOutputError
 __all__ = ["unbroadcast", "unreduce", "unindex", "scalar_seed", "zeros_like", "inverse_axes",
            "extremum_mask", "reduced_size", "step", "accumulate_at", "dot_da", "dot_db", "trace_adjoint", "writable",
            "add_lists", "array_adjoint", "sum_adjoint", "sum_to_shape", "matmul_da", "matmul_db", "inside", "prod_others", "split_like",
-           "unstack", "reverse_cumsum"]
+           "unstack", "reverse_cumsum", "at_min", "at_max", "times_power", "xlogy", "linspace_fractions",
+           "rule_part", "partial_part"]
 
 
 def unbroadcast(grad, like):
@@ -134,12 +137,15 @@ def inverse_axes(axes):
 
 
 def reduced_size(x, axis=None):
-    """How many elements of `x` a reduction over `axis` combines into each result."""
+    """How many elements of `x` a reduction over `axis` combines into each result.
+
+    1 when that is none: then `x` is empty, and so is every adjoint spread over it
+    (`unreduce(g / reduced_size(x), x)`), which must not divide by zero."""
     if axis is None:
-        return np.size(x)
+        return max(np.size(x), 1)
     axes = (axis,) if np.ndim(axis) == 0 else axis
     shape = np.shape(x)
-    return int(np.prod([shape[a] for a in axes]))
+    return max(int(np.prod([shape[a] for a in axes])), 1)
 
 
 def scalar_seed(y):
@@ -175,18 +181,33 @@ def matmul_db(g, a, b):
 
 
 def inside(x, lo, hi):
-    """Where `lo <= x <= hi` (a missing bound is no bound): np.clip's pass-through."""
-    mask = np.ones(np.shape(x), dtype=bool)
-    if lo is not None:
-        mask &= x >= lo
-    if hi is not None:
-        mask &= x <= hi
-    return mask
+    """Where `lo <= x <= hi` (a missing bound is no bound): np.clip's pass-through.
+
+    Shaped like the clipped result: `x` broadcast against the bounds."""
+    if lo is None:
+        return np.less_equal(x, hi)
+    if hi is None:
+        return np.greater_equal(x, lo)
+    return np.greater_equal(x, lo) & np.less_equal(x, hi)
+
+
+def at_min(x, lo, hi):
+    """Where `np.clip(x, lo, hi)` is `lo`: x below it, and lo not above hi (np.clip is
+    `minimum(maximum(x, lo), hi)`, so crossed bounds give hi)."""
+    below = np.less(x, lo)
+    return below if hi is None else below & np.less_equal(lo, hi)
+
+
+def at_max(x, lo, hi):
+    """Where `np.clip(x, lo, hi)` is `hi`: `maximum(x, lo)` above it."""
+    return np.greater(x if lo is None else np.maximum(x, lo), hi)
 
 
 def prod_others(x, axis=None):
     """For each element of `x`, the product of the others along `axis` (zeros allowed)."""
     x = np.asarray(x, dtype=np.result_type(x, float))
+    if x.size == 0:                             # nothing to multiply: an empty adjoint
+        return np.zeros(x.shape, dtype=x.dtype)
     if axis is None:
         return prod_others(x.ravel(), 0).reshape(x.shape)
     if np.ndim(axis) != 0:                      # several axes: make them one, at the end
@@ -253,13 +274,119 @@ def reverse_cumsum(g, axis=None, shape=None):
     return np.flip(np.cumsum(np.flip(g, axis), axis), axis)
 
 
-class RecursiveCall:
-    """A call of a function from inside its own derivation (recursion): its depth is
-    known only at run time, so instead of being inlined the call runs the function's
-    own generated VJP. `value` is what the call returns; `pullback(d_value)` gives the
-    gradient with respect to the arguments named by `wrt` (a tuple for a tuple)."""
+def _python_numbers(*values):
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def times_power(c, a, p):
+    """`c * a ** p`, and 0 where `c` is 0: d/da of `a ** b` is `b * a ** (b - 1)`, and where
+    b is 0 the power is the constant 1, even at a = 0 (where `a ** (b - 1)` is infinite).
+    Python numbers give a Python float (0.0 ** -0.5 is inf here, not ZeroDivisionError)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if _python_numbers(c, a, p):
+            return 0.0 if c == 0 else float(c * np.float64(a) ** p)
+        if np.asarray(a).dtype.kind in "iub":      # integers to negative powers: in floats
+            a = np.asarray(a, dtype=float)
+        out = c * np.power(a, p)
+        zero = np.equal(c, 0)
+        if np.any(zero):
+            out = np.where(zero, np.zeros_like(out), out)
+    return out
+
+
+def xlogy(x, y):
+    """`x * log(y)`, and 0 where `x` is 0: d/db of `a ** b` is `a ** b * log(a)`, which is 0
+    at a = 0 (for b > 0 the power is the constant 0 there), not 0 * -inf.
+    Python numbers give a Python float (log(0) is -inf here, not a ValueError)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if _python_numbers(x, y):
+            return 0.0 if x == 0 else float(x * np.log(np.float64(y)))
+        out = x * np.log(y)
+        zero = np.equal(x, 0)
+        if np.any(zero):
+            out = np.where(zero, np.zeros_like(out), out)
+    return out
+
+
+def linspace_fractions(y, num, endpoint=True, retstep=False, axis=0):
+    """How far each sample of `y = np.linspace(start, stop, num, endpoint, axis=axis)` lies
+    from start (0) to stop (1): k / (num - 1), or k / num without the endpoint; shaped to
+    broadcast against `y` along `axis`."""
+    from .errors import SrcgradError
+    if retstep:
+        raise SrcgradError("srcgrad differentiates np.linspace without retstep=True: compute the "
+                           "step as (stop - start) / (num - 1)")
+    if not np.issubdtype(np.asarray(y).dtype, np.inexact):
+        raise SrcgradError(f"np.linspace with dtype={np.asarray(y).dtype} rounds its samples, so "
+                           "srcgrad does not differentiate it: use a float dtype and round after, "
+                           "or pass start and stop through srcgrad.stop_gradient")
+    num = operator_index(num)
+    div = num - 1 if endpoint else num
+    fractions = np.arange(num) / div if div > 0 else np.zeros(num)
+    shape = [1] * np.ndim(y)
+    shape[axis] = num
+    return fractions.astype(np.asarray(y).dtype).reshape(shape)
+
+
+def _share(found, position):
+    found = found if isinstance(found, tuple) else (found,)
+    return found[position] if position < len(found) else None
+
+
+def rule_part(found, position, like):
+    """Argument `position`'s adjoint from what a multi-statement vjp rule returned (one
+    value, or a tuple with one per argument; None, or nothing, for none: zeros like `like`)."""
+    part = _share(found, position)
+    return zeros_like(like) if part is None else part
+
+
+def partial_part(found, position, *args):
+    """Argument `position`'s partial derivative from what a multi-statement partial rule
+    returned, given the elementwise function's arguments `args`: shaped like its result
+    (0 where the rule gives None)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    part = _share(found, position)
+    if part is None:
+        part = 0.0
+    return part if np.shape(part) == shape else np.broadcast_to(part, shape)
+
+
+class _Call:
+    """What RecursiveCall returns: the call's `value` and its `pullback`."""
     __slots__ = ("value", "pullback")
 
-    def __init__(self, fn, wrt, /, *args, **kwargs):
-        from . import api
-        self.value, self.pullback = api._vjp(api._differentiated(fn, wrt, "vjp"), args, kwargs)
+
+def RecursiveCall(fn, wrt, /, *args, **kwargs):
+    """A call of a function from inside its own derivation (recursion): its depth is
+    known only at run time, so instead of being inlined the call runs the function's
+    own generated VJP. `.value` is what the call returns; `.pullback(d_value)` gives the
+    gradient with respect to the arguments named by `wrt` (a tuple for a tuple).
+
+    A function, not a class, and calling the compiled VJP itself, not through api._vjp:
+    a level of the recursion then takes two Python frames (this one and the VJP's) in the
+    forward sweep, as in the adjoint sweep (the VJP's pullback and api._pullback's)."""
+    from . import api
+    d = api._differentiated(fn, wrt, "vjp")
+    compiled, args, packing = api._vjp_entry(d, args, kwargs)
+    call = _Call()
+    call.value, pullback = compiled.function(*args, **kwargs)
+    call.pullback = api._pullback(d, compiled, call.value, pullback, args, kwargs, packing)
+    return call
+
+
+def last_writes(grad, index):
+    """`grad[index]` for the adjoint of `x[index] = v`: where an integer-array index names
+    one position more than once, numpy keeps the last write, so only that element of `v`
+    gets the position's adjoint (the earlier ones are overwritten: zero)."""
+    part = grad[index]
+    basic = (int, np.integer, slice, type(None), type(Ellipsis))
+    parts = index if isinstance(index, tuple) else (index,)
+    if all(isinstance(i, basic) or (isinstance(i, np.ndarray) and i.dtype == bool) for i in parts):
+        return part                           # no position can be named twice
+    positions = np.arange(np.size(grad)).reshape(np.shape(grad))[index].ravel()
+    if np.unique(positions).size == positions.size:
+        return part
+    last = np.zeros(positions.size, dtype=bool)
+    _, first_from_end = np.unique(positions[::-1], return_index=True)
+    last[positions.size - 1 - first_from_end] = True
+    return np.where(last.reshape(np.shape(part)), part, 0.0)

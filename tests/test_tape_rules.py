@@ -25,7 +25,7 @@ import srcgrad
 from srcgrad import tape
 from srcgrad.rules import all_rules
 from srcgrad.testing import numerical_grad
-from test_rules import cases_for, make_function
+from test_rules import BOUNDARY_RULES, boundary_cases, cases_for, make_function, one_sided_grad
 
 # Primals that never see a tensor, so tape mode cannot record them by themselves.
 NO_DISPATCH = {
@@ -131,6 +131,23 @@ def test_rule_through_the_tape(rule):
                                        err_msg=f"d/d{name}, tape vs finite differences: {where}")
             np.testing.assert_allclose(g.data, c, rtol=1e-10, atol=1e-12,
                                        err_msg=f"d/d{name}, tape vs compiler: {where}")
+
+
+@pytest.mark.parametrize("rule", BOUNDARY_RULES, ids=[r.name for r in BOUNDARY_RULES])
+def test_rule_through_the_tape_at_the_edge_of_its_domain(rule):
+    """test_rules.py's boundary points (a ** b at a = 0, ...), run by the tape: finite
+    gradients that match one-sided differences and the compiler."""
+    primal = through_apply(rule.primal) if rule.name in NO_DISPATCH else rule.primal
+    for call, params, args, wrt, sides in boundary_cases(rule):
+        f_numpy = make_function(call, params, rule.primal)
+        got, out = tape_grads(make_function(call, params, primal), args, params, wrt, None)
+        compiled = srcgrad.grad(f_numpy, wrt=wrt)(*args)
+        for name, g, c, side in zip(wrt, got, compiled, sides):
+            where = f"{rule.name} at `{call}` = {out.item()!r}, d/d{name}, args {args}"
+            assert g is not None and np.all(np.isfinite(g.data)), f"{where}: {g}"
+            expected = one_sided_grad(f_numpy, args, params.index(name), side)
+            np.testing.assert_allclose(g.data, expected, rtol=1e-5, atol=1e-6, err_msg=where)
+            np.testing.assert_allclose(g.data, c, rtol=1e-12, atol=0, err_msg=where)
 
 
 # ---- the rules import neither engine

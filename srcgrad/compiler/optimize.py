@@ -3,8 +3,9 @@
 Guarantees: the result computes the same value as the input (up to floating-
 point rounding of reassociated products) and reads the way a person writes it:
 constants folded, multiplications by one and additions of zero dropped,
-`g * (1 / b)` written `g / b`, `g * (2 * x)` written `g * 2 * x`, branches on constants taken, keyword arguments
-equal to the callee's default left out.
+`g * (1 / b)` written `g / b`, `g * (2 * x)` written `g * 2 * x`, comparisons of numbers
+and branches on constants taken, keyword arguments equal to the callee's default left out,
+`times_power(2, x, 1)` (a power rule's `b * a ** (b - 1)` for a literal b) written `2 * x`.
 """
 import inspect
 import operator
@@ -12,9 +13,12 @@ import operator
 import gast
 
 from . import nodes
+from .. import runtime
 
 _FOLD = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul,
          gast.Div: operator.truediv, gast.Pow: operator.pow}
+_COMPARE = {gast.Eq: operator.eq, gast.NotEq: operator.ne, gast.Lt: operator.lt,
+            gast.LtE: operator.le, gast.Gt: operator.gt, gast.GtE: operator.ge}
 
 
 def simplify(expr, resolve=None):
@@ -91,12 +95,30 @@ class _Simplifier(gast.NodeTransformer):
 
     def visit_Compare(self, node):
         self.generic_visit(node)
+        if len(node.ops) == 1 and type(node.ops[0]) in _COMPARE and nodes.is_number(node.left) \
+                and nodes.is_number(node.comparators[0]):
+            return nodes.const(_COMPARE[type(node.ops[0])](node.left.value, node.comparators[0].value))
         if len(node.ops) == 1 and isinstance(node.ops[0], (gast.Is, gast.IsNot)):
             left, right = node.left, node.comparators[0]
             literal = (gast.Constant, gast.Tuple, gast.List)
             if isinstance(left, literal) and isinstance(right, gast.Constant) and right.value is None:
                 same = isinstance(left, gast.Constant) and left.value is None
                 return nodes.const(same if isinstance(node.ops[0], gast.Is) else not same)
+        return node
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        ends = isinstance(node.op, gast.Or)           # the truth value that ends an `or`
+        flag = lambda v: isinstance(v, gast.Constant) and isinstance(v.value, bool)
+        values = list(node.values)
+        if flag(values[0]) and values[0].value is ends:
+            return values[0]                          # `False and x` is False
+        # `True and x` is x; a constant that does not end it is skipped, unless it is last
+        values = [v for i, v in enumerate(values)
+                  if i == len(values) - 1 or not (flag(v) and v.value is not ends)]
+        if len(values) == 1:
+            return values[0]
+        node.values = values
         return node
 
     def visit_IfExp(self, node):
@@ -110,6 +132,9 @@ class _Simplifier(gast.NodeTransformer):
         if self.resolve is None:
             return node
         callee = self.resolve(node.func)
+        if callee is runtime.times_power and len(node.args) == 3 and not node.keywords \
+                and nodes.is_number(node.args[0]) and node.args[0].value != 0:
+            return self.visit(nodes.mul(node.args[0], nodes.binop(node.args[1], gast.Pow(), node.args[2])))
         try:
             params = list(inspect.signature(callee).parameters.values())
         except (TypeError, ValueError):

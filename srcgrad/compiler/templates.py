@@ -3,6 +3,11 @@
 A rule is plain Python (a lambda or a def). Its source is parsed once; the
 compiler substitutes the user's variable names for the rule's parameters and
 inlines the result, so the generated code carries the calculus-table line itself.
+
+A def with statements other than assignments and one `return` cannot be inlined:
+its template calls the rule instead, one argument's share of what it returns at a
+time (`rule_part(two_vjp(g, y, a, b), 1, b)`: the adjoint of `b`; `partial_part`
+for partial derivatives).
 """
 import builtins
 import inspect
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 import gast
 
 from . import nodes
+from .. import runtime
 from ..errors import SrcgradError
 
 
@@ -23,6 +29,8 @@ class Template:
     defaults: dict          # parameter -> default value expression
     assigns: list           # [(local name, expression)] before the result
     result: object          # gast expression: one adjoint/partial, or a Tuple of them
+    called: bool = False    # a multi-statement rule: the result calls it
+    own_globals: dict = None  # names the template reads that are not the rule's globals
 
     @property
     def arity(self):
@@ -72,8 +80,28 @@ def _build(rule):
             result = None
             break
     if result is None:
-        return Template(rule, rule.params, _defaults(fdef.args), None, None)  # call, not inline
+        return _calling(rule, _defaults(fdef.args))
     return Template(rule, rule.params, _defaults(fdef.args), assigns, result)
+
+
+def _calling(rule, defaults):
+    """The template of a rule that must be called, not inlined: for each primal argument,
+    its share of the result, `rule_part(<rule>(<its parameters>), position, argument)`
+    for a vjp (zeros where the rule gives None), `partial_part(<rule>(...), position,
+    <every argument>)` for partial derivatives (shaped like the elementwise result)."""
+    stem = rule.name.rsplit(".", 1)[-1]
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in stem).strip("_") or "rule"
+    vjp = rule.kind == "vjp"
+    fn_name = f"{stem}_{'vjp' if vjp else 'partials'}"
+    part_name = "rule_part" if vjp else "partial_part"
+    while fn_name in rule.params or fn_name == part_name:
+        fn_name = "_" + fn_name
+    args = [nodes.name(p) for p in rule.primal_params]
+    parts = [nodes.call(part_name, [nodes.call(fn_name, [nodes.name(p) for p in rule.params]),
+                                    nodes.const(position)] + ([args[position]] if vjp else args))
+             for position in range(len(rule.primal_params))]
+    return Template(rule, rule.params, defaults, [], gast.Tuple(elts=parts, ctx=gast.Load()),
+                    called=True, own_globals={fn_name: rule.fn, part_name: getattr(runtime, part_name)})
 
 
 def _defaults(args):
@@ -106,6 +134,8 @@ def free_names(template):
 
 
 def global_value(template, name):
+    if template.own_globals and name in template.own_globals:
+        return template.own_globals[name]
     fn_globals = template.rule.fn.__globals__
     if name in fn_globals:
         return fn_globals[name]

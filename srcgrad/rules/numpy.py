@@ -7,9 +7,11 @@ import operator
 
 import numpy as np
 
-from ..runtime import (array_adjoint, dot_da, dot_db, extremum_mask, inside, inverse_axes, matmul_da,
-                       matmul_db, prod_others, reduced_size, reverse_cumsum, split_like, step,
-                       trace_adjoint, unbroadcast, unindex, unreduce, unstack)
+from ..runtime import (array_adjoint, at_max, at_min, dot_da, dot_db, extremum_mask, inside,
+                       inverse_axes, linspace_fractions, matmul_da, matmul_db, prod_others,
+                       reduced_size, reverse_cumsum, split_like, step, times_power, trace_adjoint,
+                       unbroadcast, unindex, unreduce, unstack, xlogy, zeros_like)
+from .math import POWER_AT_ZERO
 from .registry import method, nondifferentiable, partial, vjp
 
 # ---- elementwise, one argument: d/dx of f(x)
@@ -19,14 +21,14 @@ partial(np.expm1,      lambda x, y: y + 1)
 partial(np.log,        lambda x: 1 / x, domain=("positive",))
 partial(np.log2,       lambda x: 1 / (x * np.log(2)), domain=("positive",))
 partial(np.log10,      lambda x: 1 / (x * np.log(10)), domain=("positive",))
-partial(np.log1p,      lambda x: 1 / (1 + x), domain=("positive",))
+partial(np.log1p,      lambda x: 1 / (1 + x), domain=("positive",), boundary=((0.0,),))
 partial(np.sqrt,       lambda x, y: 0.5 / y, domain=("positive",))
 partial(np.cbrt,       lambda x, y: 1 / (3 * y * y), domain=("nonzero",))
 partial(np.square,     lambda x: 2 * x)
 partial(np.reciprocal, lambda x, y: -y * y, domain=("nonzero",))
 partial(np.sin,        lambda x: np.cos(x))
 partial(np.cos,        lambda x: -np.sin(x))
-partial(np.tan,        lambda x, y: 1 + y * y, domain=("unit",))
+partial(np.tan,        lambda x, y: 1 + y * y, domain=("unit",), boundary=((-1.0,), (1.0,)))
 partial(np.arcsin,     lambda x: 1 / np.sqrt(1 - x * x), domain=("unit",))
 partial(np.arccos,     lambda x: -1 / np.sqrt(1 - x * x), domain=("unit",))
 partial(np.arctan,     lambda x: 1 / (1 + x * x))
@@ -49,8 +51,8 @@ partial(np.add,        lambda a, b: (1, 1))
 partial(np.subtract,   lambda a, b: (1, -1))
 partial(np.multiply,   lambda a, b: (b, a))
 partial(np.divide,     lambda a, b, y: (1 / b, -y / b), domain=("real", "nonzero"))
-partial(np.power,      lambda a, b, y: (b * a ** (b - 1), y * np.log(a)),
-        domain=("positive", "real"))
+partial(np.power,      lambda a, b, y: (times_power(b, a, b - 1), xlogy(y, a)),
+        domain=("positive", "real"), boundary=POWER_AT_ZERO)
 partial(np.maximum,    lambda a, b: (step(a - b), step(b - a)))     # ties share the gradient
 partial(np.minimum,    lambda a, b: (step(b - a), step(a - b)))
 partial(np.fmax,       lambda a, b: (step(a - b), step(b - a)))
@@ -58,12 +60,15 @@ partial(np.fmin,       lambda a, b: (step(b - a), step(a - b)))
 partial(np.logaddexp,  lambda a, b, y: (np.exp(a - y), np.exp(b - y)))
 partial(np.logaddexp2, lambda a, b, y: (2 ** (a - y), 2 ** (b - y)))
 partial(np.arctan2,    lambda a, b: (b / (a * a + b * b), -a / (a * a + b * b)),
-        domain=("positive", "positive"))
-partial(np.hypot,      lambda a, b, y: (a / y, b / y), domain=("positive", "positive"))
+        domain=("positive", "positive"), boundary=((0.0, 1.5), (1.5, 0.0)))
+partial(np.hypot,      lambda a, b, y: (a / y, b / y), domain=("positive", "positive"),
+        boundary=((0.0, 1.5), (1.5, 0.0)))
 partial(np.clip,       lambda a, a_min, a_max: (inside(a, a_min, a_max),
-                                                    None if a_min is None else a < a_min,
-                                                    None if a_max is None else a > a_max),
+                                                    None if a_min is None else at_min(a, a_min, a_max),
+                                                    None if a_max is None else at_max(a, a_min, a_max)),
         domain=("real", "const:-0.5", "const:0.5"))
+partial(np.heaviside,  lambda x1, x2: (None, x1 == 0), domain=("signs", "real"),
+        notes="x2 is the value at x1 == 0; in x1 the step is flat (floor's convention)")
 partial(np.where,      lambda condition, x1, x2: (None, condition, np.logical_not(condition)),
         domain=("mask", "real", "real"))
 
@@ -102,13 +107,22 @@ def _(g, y, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
 
 @vjp(np.std, domain=("array",), cases="reduction")
 def _(g, y, a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    # over one element (ddof < 1) the std is the constant 0: there g / y would be g / 0
     centred = a - np.mean(a, axis=axis, keepdims=True)
-    return unreduce(g / y, a, axis=axis, keepdims=keepdims) * centred / (reduced_size(a, axis) - ddof)
+    return zeros_like(a) if ddof < 1 and reduced_size(a, axis) == 1 else \
+        unreduce(g / y, a, axis=axis, keepdims=keepdims) * centred / (reduced_size(a, axis) - ddof)
 
 
 @vjp(np.cumsum, domain=("array",), cases="cumsum")
 def _(g, y, a, axis=None, dtype=None, out=None):
     return reverse_cumsum(g, axis, np.shape(a))
+
+
+# ---- sampling: each sample is start + t * (stop - start), for t from 0 to 1
+@vjp(np.linspace, cases="linspace")
+def _(g, y, start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    t = linspace_fractions(y, num, endpoint, retstep, axis)
+    return unbroadcast(np.sum(g * (1 - t), axis=axis), start), unbroadcast(np.sum(g * t, axis=axis), stop)
 
 
 # ---- linear algebra
@@ -209,9 +223,11 @@ nondifferentiable(
     np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, np.fix, np.floor_divide,
     np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
     np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like,
-    np.zeros, np.ones, np.empty, np.eye, np.identity, np.arange, np.linspace,
+    np.zeros, np.ones, np.empty, np.eye, np.identity,
     np.isnan, np.isinf, np.isfinite, np.isclose, np.allclose, np.array_equal,
     np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,
     np.logical_and, np.logical_or, np.logical_not, np.logical_xor, np.any, np.all,
-    np.count_nonzero, np.heaviside, np.result_type,
+    np.count_nonzero, np.result_type,
 )
+# np.arange has no rule, so a call with a differentiated start or step is refused: its
+# values are start + k * step, but how many there are depends on them too.

@@ -4,7 +4,8 @@ import operator
 
 import numpy as np
 
-from ..runtime import matmul_da, matmul_db, step, sum_adjoint
+from ..runtime import matmul_da, matmul_db, step, sum_adjoint, times_power, xlogy
+from .math import POWER_AT_ZERO
 from .registry import nondifferentiable, partial, vjp
 
 # ---- arithmetic operators: a + b, a - b, a * b, a / b, a ** b, -a, +a, a % b
@@ -12,8 +13,8 @@ partial(operator.add, lambda a, b: (1, 1))
 partial(operator.sub, lambda a, b: (1, -1))
 partial(operator.mul, lambda a, b: (b, a))
 partial(operator.truediv, lambda a, b, y: (1 / b, -y / b), domain=("real", "nonzero"))
-partial(operator.pow, lambda a, b, y: (b * a ** (b - 1), y * np.log(a)),
-        domain=("positive", "real"))
+partial(operator.pow, lambda a, b, y: (times_power(b, a, b - 1), xlogy(y, a)),
+        domain=("positive", "real"), boundary=POWER_AT_ZERO)
 partial(operator.mod, lambda a, b: (1, -np.floor_divide(a, b)),
         domain=("positive", "positive"), notes="valid away from the jumps at multiples of b")
 partial(operator.neg, lambda a: -1)

@@ -43,6 +43,7 @@ class Rule:
     uses_output: bool
     domain: tuple = ()        # per argument: "real", "positive", "unit", ... (tests)
     cases: object = None      # rng -> [(args, kwargs), ...] for the registry test
+    boundary: tuple = ()      # points on the edge of `domain` where fn is differentiable (tests)
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -80,25 +81,32 @@ def _params(fn):
     return code.co_varnames[:code.co_argcount]
 
 
-def partial(primal, rule, *, name=None, domain=(), cases=None, notes=""):
-    """Register the partial derivatives of an elementwise function `primal`."""
+def partial(primal, rule, *, name=None, domain=(), cases=None, notes="", boundary=()):
+    """Register the partial derivatives of an elementwise function `primal`.
+
+    `boundary` lists argument tuples on the edge of `domain` where `primal` is still
+    differentiable (or constant): the registry test checks the rule there too, against
+    one-sided differences. A "const:<literal>" entry is passed as a literal, not differentiated.
+    """
     params = _params(rule)
     entry = Rule(primal, name or _display_name(primal), "partial", rule, params,
                  uses_output=len(params) > 0 and params[-1] == "y",
-                 domain=tuple(domain), cases=cases, notes=notes)
+                 domain=tuple(domain), cases=cases, notes=notes, boundary=tuple(boundary))
     _RULES[_key(primal)] = (primal, entry)
     _bump(rule)
     return entry
 
 
-def vjp(primal, *, name=None, domain=(), cases=None, notes=""):
-    """Decorator: register `def _(g, y, *args)` as the VJP of `primal`."""
+def vjp(primal, *, name=None, domain=(), cases=None, notes="", boundary=()):
+    """Decorator: register `def _(g, y, *args)` as the VJP of `primal` (`boundary` as for
+    :func:`partial`)."""
     def register(rule):
         params = _params(rule)
         if params[:2] != ("g", "y"):
             raise TypeError(f"a vjp rule's first parameters are (g, y), not {params[:2]}")
         entry = Rule(primal, name or _display_name(primal), "vjp", rule, params,
-                     uses_output=True, domain=tuple(domain), cases=cases, notes=notes)
+                     uses_output=True, domain=tuple(domain), cases=cases, notes=notes,
+                     boundary=tuple(boundary))
         _RULES[_key(primal)] = (primal, entry)
         _bump(rule)
         return rule
