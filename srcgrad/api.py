@@ -6,16 +6,21 @@ generated code leaves out broadcasting helpers that cannot be needed). Every
 later call with arguments of the same kinds is a dictionary lookup away from
 the generated function.
 """
+import builtins as builtins_module
 import functools
 import inspect
+import linecache
+import sys
 import threading
+import types
 import weakref
 
 import numpy as np
 
 from .compiler.shapes import SCALAR
 from .compiler.parse import input_label, input_steps, source_text
-from .errors import NonScalarOutputError, SrcgradError
+from .errors import (ArgumentError, NonScalarOutputError, NoSourceError, RecursionDepthError,
+                     SrcgradError, UnsupportedError)
 
 __all__ = ["grad", "value_and_grad", "vjp", "source", "no_grad", "stop_gradient"]
 
@@ -54,6 +59,20 @@ def stop_gradient(x):
 def _params(fn):
     code = fn.__code__
     return list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+
+
+def _normal_wrt(wrt):
+    """`wrt` as grad keeps it: a list is read as the tuple it lists; each item is an index
+    or a name, and there is at least one."""
+    if isinstance(wrt, list):
+        wrt = tuple(wrt)
+    for item in wrt if isinstance(wrt, tuple) else (wrt,):
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ArgumentError(f"wrt must name a parameter by index or name, not {item!r}")
+    if wrt == ():
+        raise ArgumentError("wrt=() names no argument to differentiate with respect to: pass an "
+                            "index or a name (wrt=0, wrt='w') or a tuple of them (wrt=('w', 'b'))")
+    return wrt
 
 
 def _wrt_names(fn, wrt):
@@ -120,6 +139,49 @@ def _kind(value, shapes, dims):
     return None
 
 
+# ndarray subclasses whose operators mean something else than a plain array's
+_SUBCLASS_MEANING = {np.matrix: "its * and ** are matrix products and powers",
+                     np.ma.MaskedArray: "its operations skip masked entries",
+                     np.recarray: "its fields are read as attributes"}
+
+
+def _refusal(value, label, wrt):
+    """Why the argument `label` (a wrt argument when `wrt`) cannot be differentiated
+    with, as a message; None when it can. Complex numbers and ndarray subclasses are
+    refused everywhere (their arithmetic is not the real, elementwise arithmetic the
+    derivative rules state); integers, booleans and other non-float dtypes as wrt."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return None
+    if isinstance(value, np.ndarray):
+        if kind is not np.ndarray and (wrt or kind is not np.memmap):
+            name = f"{kind.__module__}.{kind.__qualname__}"
+            why = next((m for cls, m in _SUBCLASS_MEANING.items() if isinstance(value, cls)),
+                       "srcgrad knows the operators of plain numpy arrays only")
+            return (f"{label} is a {name}, a subclass of numpy.ndarray ({why}): srcgrad "
+                    f"differentiates with plain arrays; pass np.asarray({label})")
+        dtype_kind = value.dtype.kind
+    elif isinstance(value, np.generic):
+        dtype_kind = value.dtype.kind
+    elif kind is complex or kind is bool:
+        dtype_kind = "c" if kind is complex else "b"
+    else:
+        return None
+    if dtype_kind == "f" or dtype_kind != "c" and not wrt:
+        return None
+    if kind is complex or kind is bool:
+        what, fix = f"a {kind.__name__}" if kind is bool else "a complex number", f"float({label})"
+    elif kind is np.ndarray or isinstance(value, np.ndarray):
+        article = "an" if value.dtype.name[0] in "aeio" else "a"
+        what, fix = f"{article} {value.dtype} array", f"{label}.astype(float)"
+    else:
+        what, fix = f"a numpy {value.dtype} scalar", f"float({label})"
+    if dtype_kind == "c":
+        return (f"{label} is {what}: srcgrad differentiates real-valued functions of real "
+                "arguments; pass the real and imaginary parts as separate float arguments")
+    return f"{label} is {what}: gradients are defined for float arguments; pass {fix}"
+
+
 def _kinds(params, key, keywords=False):
     """The compiler's kind of each parameter (every scalar is SCALAR), from a key made with
     `keywords` (the key's last entry then holds the keyword arguments' kinds)."""
@@ -129,21 +191,43 @@ def _kinds(params, key, keywords=False):
     return {p: SCALAR if k == NUMPY_SCALAR else k for p, k in pairs if k is not None}
 
 
+# the types of gradients of Python numbers that float() would not take as they are
+_MAYBE_COMPLEX = frozenset((complex, np.complex64, np.complex128, np.clongdouble, np.ndarray))
+
+
+def _float(d, label=None):
+    """float(d), for the gradient of a Python number; an error when it is complex."""
+    if type(d) is not np.float64 and np.iscomplexobj(d):
+        raise _complex_gradient(label)
+    return float(d)
+
+
+def _complex_gradient(label):
+    of = f" with respect to {label}" if label else ""
+    return UnsupportedError(f"the gradient{of} came out complex: the function computes with "
+                            "complex numbers (a complex constant, or a fractional power of a "
+                            "negative number); srcgrad differentiates real-valued functions only")
+
+
 def _like(d, x, label=None):
     """The gradient `d` given the type, dtype and shape of its argument `x` (named
     `label` in errors, for a value read out of an argument)."""
     if type(x) is float:
-        return d if type(d) is float else float(d)
+        return d if type(d) is float else _float(d, label)
     if isinstance(x, np.generic):
         if np.ndim(d) != 0:
             raise SrcgradError(f"internal error: a gradient of shape {np.shape(d)} for a scalar "
                                "argument; please report this")
+        if np.iscomplexobj(d):
+            raise _complex_gradient(label)
         return x.dtype.type(d) if np.issubdtype(x.dtype, np.inexact) else np.float64(d)
     if isinstance(x, (float, int)) and not isinstance(x, bool):
-        return float(d)
+        return _float(d, label)
     if isinstance(x, np.ndarray):
         dtype = x.dtype if np.issubdtype(x.dtype, np.inexact) else np.dtype(np.float64)
         d = np.asarray(d)
+        if d.dtype.kind == "c":
+            raise _complex_gradient(label)
         if d.shape != x.shape:
             raise SrcgradError(f"internal error: a gradient of shape {d.shape} for an argument "
                                f"of shape {x.shape}; please report this")
@@ -153,6 +237,31 @@ def _like(d, x, label=None):
     where = f" ({label})" if label else ""
     raise SrcgradError(f"cannot differentiate with respect to a {type(x).__name__}{where}: "
                        "wrt arguments must be floats or numpy arrays")
+
+
+def _star_parameters(fn):
+    """The error for a function with *args or **kwargs, at its def (at the decorator's
+    wrapper, named as such, for a function a decorator wrapped)."""
+    code = fn.__code__
+    star = "*args" if code.co_flags & inspect.CO_VARARGS else "**kwargs"
+    where = (code.co_filename, code.co_firstlineno, 0, linecache.getline(code.co_filename,
+                                                                          code.co_firstlineno))
+    try:
+        from .compiler.parse import parse_function
+        parsed = parse_function(fn)
+        where = parsed.where(parsed.node)
+    except SrcgradError:
+        pass
+    message = f"srcgrad cannot differentiate with respect to {star} parameters; name the parameters"
+    wrapped = getattr(fn, "__wrapped__", None)
+    if wrapped is not None and getattr(wrapped, "__code__", None) is not code:
+        params = inspect.signature(fn, follow_wrapped=False)
+        message = (f"{fn.__qualname__} is a wrapper a decorator made (`{code.co_name}{params}`, "
+                   f"defined here): {message}. If the decorator does not change what "
+                   f"{fn.__name__} computes, differentiate the undecorated function, "
+                   f"srcgrad.grad({fn.__name__}.__wrapped__); else give the wrapper the "
+                   "parameters of the function it wraps")
+    return UnsupportedError(message, *where)
 
 
 class _Differentiated:
@@ -168,9 +277,10 @@ class _Differentiated:
                 wrt = tuple(w + 1 if isinstance(w, int) and w >= 0 else w for w in wrt)
         text = source_text(fn)  # fail now, not at the first call, when there is no source
         if inspect.iscoroutinefunction(fn):
-            from .errors import UnsupportedError
             raise UnsupportedError("cannot differentiate an async function", fn.__code__.co_filename,
                                    fn.__code__.co_firstlineno, 0, text.splitlines()[0] if text else None)
+        if fn.__code__.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+            raise _star_parameters(fn)
         self.fn = fn
         self.wrt, self.single = _wrt_names(fn, wrt)
         self.mode = mode
@@ -221,13 +331,31 @@ class _Differentiated:
             values.append(value)
         return values
 
+    def check(self, args, kwargs, inputs=(), values=()):
+        """ArgumentError for an argument srcgrad cannot differentiate with (_refusal): the
+        compiled code depends on the arguments' kinds, not their dtypes or classes, so this
+        runs wherever a key is made, and a call reuses a key only for the same dtypes."""
+        direct = {i for name, i in zip(self.wrt, self.wrt_index) if "." not in name}
+        named = [(self.params[i] if i < len(self.params) else f"argument {i}", i in direct, value)
+                 for i, value in enumerate(args)]
+        for name, value in (kwargs or {}).items():
+            named.append((name, name in self.params and self.params.index(name) in direct, value))
+        named += [(label, True, value) for (label, _, _), value in zip(inputs, values)]
+        for label, wrt, value in named:
+            why = _refusal(value, label, wrt)
+            if why is not None:
+                raise ArgumentError(f"{self.fn.__name__}'s argument {why}")
+
     def key(self, args, kwargs):
         """_key(args, kwargs), and for values read out of arguments (inputs) their labels,
         kinds and the classes of objects whose attributes they are."""
         inputs = self.inputs(args, kwargs) if self.paths or dict in map(type, args) or kwargs else ()
         if not inputs:
+            self.check(args, kwargs)
             return _key(args, kwargs)
-        key = _key(args, kwargs, self.input_values(args, kwargs, inputs))
+        values = self.input_values(args, kwargs, inputs)
+        self.check(args, kwargs, inputs, values)
+        key = _key(args, kwargs, values)
         classes = tuple(type(self.root(args, kwargs, i)) for label, i, steps in inputs
                         if steps[0][0] == "attr")
         return key[:-1] + (("inputs", tuple(label for label, _, _ in inputs), key[-1], classes),)
@@ -314,16 +442,18 @@ class _Differentiated:
         else:
             values = [args[i] for i in self.wrt_index]
         if self.single:
-            return _like(grads, values[0])
-        return tuple([_like(g, x) for g, x in zip(grads, values)])
+            return _like(grads, values[0], self.wrt[0])
+        return tuple([_like(g, x, name) for g, x, name in zip(grads, values, self.wrt)])
 
     def __call__(self, *args, **kwargs):
         if self.receiver:
             args = self.receiver + args
         # the key follows from the types alone, or from the types and the arrays' shapes
+        # (and dtypes, which decide whether check() refuses them)
         signature = tuple(map(type, args))
         if np.ndarray in signature:
-            signature = tuple([a.shape if type(a) is np.ndarray else type(a) for a in args])
+            signature = tuple([(a.shape, a.dtype) if type(a) is np.ndarray else type(a)
+                               for a in args])
         plain = not kwargs and not self.paths and dict not in signature
         found = self._by_signature.get(signature) if plain else None
         if found is None or not found[2]():
@@ -341,8 +471,25 @@ class _Differentiated:
                 value, grads = compiled.function(*args, **kwargs)
         except NonScalarOutputError as exc:
             raise NonScalarOutputError(exc.message, *compiled.return_where) from None
+        except TypeError as exc:
+            error = _bad_call(exc, self.fn, compiled)
+            if error is None:
+                raise
+            raise error from None
+        except RecursionError as exc:
+            error = _too_deep(exc, self.fn)
+            if error is None:
+                raise
+            raise error from None
         if floats:
-            grads = float(grads) if self.single else tuple(map(float, grads))
+            if self.single:
+                kind = type(grads)
+                grads = grads if kind is float else float(grads) if kind is np.float64 else \
+                    _float(grads, self.wrt[0])
+            elif _MAYBE_COMPLEX.isdisjoint(map(type, grads)):
+                grads = tuple(map(float, grads))
+            else:
+                grads = tuple([_float(g, name) for g, name in zip(grads, self.wrt)])
         else:
             grads = self.finish(grads, args, kwargs, packing)
         return grads if self.mode == "grad" else (value, grads)
@@ -351,13 +498,150 @@ class _Differentiated:
         return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"
 
 
+def _bad_call(exc, fn, compiled):
+    """A TypeError from binding the arguments to the generated function (too few, too
+    many, an unknown keyword) as the user's function raises it, naming that function;
+    None for a TypeError raised inside."""
+    tb = exc.__traceback__
+    generated = compiled.function.__qualname__ + "()"
+    message = str(exc)
+    if tb is None or tb.tb_next is not None or not message.startswith(generated):
+        return None
+    return ArgumentError(fn.__qualname__ + "()" + message[len(generated):])
+
+
+def _too_deep(exc, fn):
+    """A RecursionError a recursive function's gradient ran into, as a RecursionDepthError
+    that says how deep it got and how to raise the limit; None for one that no recursive
+    call (runtime.RecursiveCall) led to, or that is a RecursionDepthError already."""
+    if isinstance(exc, SrcgradError):
+        return None
+    from .runtime import RecursiveCall
+    forward, backward, name = 0, 0, None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is RecursiveCall.__code__:
+            forward += 1
+            name = getattr(frame.f_locals.get("fn"), "__qualname__", name)
+        elif frame.f_code is _PULLBACK_CODE:
+            backward += 1
+            name = getattr(getattr(frame.f_locals.get("d"), "fn", None), "__qualname__", name)
+        tb = tb.tb_next
+    depth = max(forward, backward)
+    if not depth:
+        return None
+    limit = sys.getrecursionlimit()
+    sweep = "forward sweep" if forward >= backward else "adjoint sweep"
+    return RecursionDepthError(
+        f"the gradient of {fn.__qualname__} reached Python's recursion limit ({limit}) "
+        f"{depth} recursive calls deep (calls of `{name}`, in the {sweep}): each level of a "
+        "recursion takes two Python frames in the gradient, where the function takes one. "
+        "If the recursion ends, raise the limit before calling the gradient, e.g. "
+        f"`import sys; sys.setrecursionlimit({max(10_000, 4 * limit)})`; if it never ends, "
+        "neither does the function")
+
+
 _CACHE = weakref.WeakKeyDictionary()
+_PRIMITIVES = {}        # np.sin -> its Python wrapper (see _primitive)
+
+
+def _python_function(fn):
+    """What grad differentiates for `fn`: the function of a staticmethod object; for a
+    numpy or builtin function with a derivative rule, a Python function that calls it."""
+    if isinstance(fn, staticmethod):
+        return fn.__func__
+    if isinstance(fn, classmethod):
+        f = fn.__func__
+        owner = f.__qualname__.rsplit(".", 1)[0]
+        raise ArgumentError(f"{f.__qualname__} is a classmethod object (read out of the "
+                            "class's __dict__), which has no class to call it with: differentiate "
+                            f"the method the class gives, srcgrad.grad({owner}.{f.__name__})")
+    if not callable(fn):
+        raise ArgumentError(f"{fn!r} is not callable: srcgrad differentiates a Python function "
+                            "(a def or a lambda)")
+    if hasattr(fn, "__code__") or inspect.ismethod(fn):
+        return fn
+    numpy = isinstance(fn, (np.ufunc, type(np.sum)))      # a ufunc, or np.sum's kind
+    if numpy or isinstance(fn, types.BuiltinFunctionType):
+        return _primitive(fn, numpy)
+    return fn
+
+
+def _primitive(fn, numpy):
+    """grad(np.sin): a numpy or builtin function has no Python source. When srcgrad has a
+    derivative rule for it and knows its required parameters, differentiate the wrapper
+    `def sin(x): return np.sin(x)`, whose source is kept in linecache under the name
+    "<srcgrad: np.sin as a Python function>"; otherwise refuse, saying how to wrap it."""
+    try:
+        found = _PRIMITIVES.get(fn)
+    except TypeError:                          # unhashable
+        found = None
+    if found is not None:
+        return found
+    from .rules import lookup
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__name__", None)
+    root = module.split(".")[0]
+    alias = "np" if root == "numpy" else root
+    path = None
+    if name and module == "builtins" and getattr(builtins_module, name, None) is fn:
+        path, namespace = name, {}
+    elif name and root and getattr(sys.modules.get(module), name, None) is fn:
+        path, namespace = f"{alias}{module[len(root):]}.{name}", {alias: sys.modules[root]}
+    params = _required_params(fn)
+    label = path or name or repr(fn)
+    what = f"{label} is {'a numpy' if numpy else 'a builtin'} function, not Python source"
+    if lookup(fn) is None:
+        raise NoSourceError(f"{what}, and srcgrad has no derivative rule for it (docs/rules.md "
+                            "lists them; srcgrad.rules.partial adds one)")
+    if path is None or not params or isinstance(fn, np.ufunc) and fn.nout != 1:
+        names = ", ".join(params or ["x"])
+        raise NoSourceError(f"{what}: srcgrad differentiates functions written in Python; wrap "
+                            f"it: srcgrad.grad(lambda {names}: {label}({names}))")
+    filename = f"<srcgrad: {path} as a Python function>"
+    text = f"def {name}({', '.join(params)}):\n    return {path}({', '.join(params)})\n"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace["__name__"] = __name__
+    made = {}
+    exec(compile(text, filename, "exec"), namespace, made)   # the def stays out of its globals
+    wrapper = made[name]
+    wrapper.__qualname__ = path
+    try:
+        _PRIMITIVES[fn] = wrapper
+    except TypeError:
+        pass
+    return wrapper
+
+
+def _required_params(fn):
+    """The names of the parameters a call of a numpy or builtin function must pass (its
+    optional ones are left at their defaults), or None when they are not known."""
+    if isinstance(fn, np.ufunc):
+        return ["x"] if fn.nin == 1 else [f"x{i + 1}" for i in range(fn.nin)]
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    params = []
+    for p in signature.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is not p.empty:
+            continue
+        if p.kind is p.KEYWORD_ONLY:
+            return None
+        params.append(p.name)
+    return params
 
 
 def _differentiated(fn, wrt, mode):
+    fn = _python_function(fn)
+    wrt = _normal_wrt(wrt)
     if inspect.ismethod(fn):                  # a new bound method object on every access
         return _Differentiated(fn, wrt, mode)
-    per_fn = _CACHE.setdefault(fn, {})
+    try:
+        per_fn = _CACHE.setdefault(fn, {})
+    except TypeError:                         # no weak reference to it: nothing to cache
+        return _Differentiated(fn, wrt, mode)
     key = (wrt, mode)
     found = per_fn.get(key)
     if found is None:
@@ -396,23 +680,62 @@ def vjp(f, *args, wrt=0, **kwargs):
 
 
 def _vjp(d, args, kwargs):
-    args = d.receiver + args
-    compiled, _, _, packing = d._entry(d.key(args, kwargs), args, kwargs)
-    value, pullback = compiled.function(*args, **kwargs)
-
-    calls = []
+    """(value, pullback) of the user's srcgrad.vjp call."""
+    compiled, args, packing = _vjp_entry(d, args, kwargs)
+    try:
+        value, pullback = compiled.function(*args, **kwargs)
+    except TypeError as exc:
+        error = _bad_call(exc, d.fn, compiled)
+        if error is None:
+            raise
+        raise error from None
+    except RecursionError as exc:
+        error = _too_deep(exc, d.fn)
+        if error is None:
+            raise
+        raise error from None
+    inner = _pullback(d, compiled, value, pullback, args, kwargs, packing)
 
     def finished_pullback(seed):
         _check_seed(seed, value)
+        try:
+            return _unshared(inner(seed), seed)
+        except RecursionError as exc:
+            error = _too_deep(exc, d.fn)
+            if error is None:
+                raise
+            raise error from None
+
+    finished_pullback.srcgrad = d
+    return value, finished_pullback
+
+
+def _vjp_entry(d, args, kwargs):
+    """(the compiled VJP for these arguments, the arguments with the receiver, packing):
+    what a VJP call runs. runtime.RecursiveCall calls the compiled VJP itself, so that
+    a level of a recursion takes two Python frames (the VJP and RecursiveCall)."""
+    args = d.receiver + args
+    compiled, _, _, packing = d._entry(d.key(args, kwargs), args, kwargs)
+    return compiled, args, packing
+
+
+def _pullback(d, compiled, value, pullback, args, kwargs, packing):
+    """The pullback of one VJP call, its gradients in the arguments' types (`_like`)."""
+    calls = []
+
+    def finished(seed):
         if calls and compiled.single_use:
             raise SrcgradError("this pullback restores values its loops saved, so it can be "
                                "called once: call srcgrad.vjp again for another seed")
         calls.append(1)
-        grads = d.finish(pullback(_spread(seed, value)), args, kwargs, packing)
-        return _unshared(grads, seed)
+        return d.finish(pullback(_spread(seed, value)), args, kwargs, packing)
 
-    finished_pullback.srcgrad = d
-    return value, finished_pullback
+    return finished
+
+
+# the frame of a recursive call's pullback, which _too_deep counts
+_PULLBACK_CODE = next(c for c in _pullback.__code__.co_consts
+                      if getattr(c, "co_name", "") == "finished")
 
 
 def _unshared(grads, seed):

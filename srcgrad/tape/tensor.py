@@ -41,8 +41,20 @@ _BACKWARD_NAMES = {"truediv": "Div", "divide": "Div", "subtract": "Sub", "multip
 
 
 def tensor(data, requires_grad=False):
-    """A leaf tensor holding a copy of `data`: float64, unless `data` is float32 (or bool)."""
-    array = np.array(data.detach()._data if isinstance(data, Tensor) else data)
+    """A leaf tensor holding a copy of `data`: float64, unless `data` is float32 (or bool).
+    Complex data and ndarray subclasses (np.matrix, masked arrays) are refused."""
+    data = data.detach()._data if isinstance(data, Tensor) else data
+    if isinstance(data, np.ndarray) and type(data) not in (np.ndarray, np.memmap):
+        kind = type(data)
+        raise SrcgradError(f"tape.tensor: the data is a {kind.__module__}.{kind.__qualname__}, "
+                           "a subclass of numpy.ndarray whose operations tape mode would not "
+                           "follow (a matrix's * is a matrix product, a masked array skips "
+                           "masked entries): pass np.asarray(data)")
+    array = np.array(data)
+    if array.dtype.kind == "c":
+        raise SrcgradError(f"tape.tensor: the data is complex ({array.dtype}): tape mode "
+                           "differentiates real-valued functions of real tensors; make the real "
+                           "and imaginary parts separate tensors")
     if array.dtype != np.float32 and array.dtype.kind not in "bc":
         array = array.astype(np.float64)
     return Tensor(array, requires_grad=requires_grad)
@@ -285,7 +297,7 @@ class Tensor:
         if self.grad_fn is not None:
             raise SrcgradError("requires_grad can only change on a leaf tensor; use detach() "
                                "for a copy of this result without history")
-        if flag and self._data.dtype.kind not in "fc":
+        if flag and self._data.dtype.kind != "f":
             raise SrcgradError(f"only floating-point tensors can require gradients, not {self.dtype}")
         self._requires_grad = bool(flag)
         return self
