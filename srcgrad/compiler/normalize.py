@@ -16,6 +16,7 @@ Guarantees, for the program it returns:
 Shapes are inferred afterwards (shapes.py).
 """
 import builtins
+import copy
 import importlib
 import inspect
 import sys
@@ -26,12 +27,13 @@ import gast
 
 from . import nodes
 from .namespace import Namespace, describe
+from .sharing import Sharing, may_return_argument
 from .shapes import SCALAR, infer_shapes
 from .templates import template_for
 from .parse import (UNRESOLVED, input_label, input_steps, lambda_as_def, local_names,
                     lookup_global, parse_function)
 from .. import rules
-from ..errors import NoSourceError, SrcgradError
+from ..errors import NoSourceError, SrcgradError, UnsupportedError
 from ..rules.operators import identity, make_list
 from ..runtime import RecursiveCall
 
@@ -142,6 +144,21 @@ class Program:
     int_names: set = field(default_factory=set)       # range loop indices (shapes.py)
 
 
+@dataclass(eq=False)
+class _Mutation:
+    """An in-place update of `name` (the user's `user`), checked once shapes are known."""
+    name: str
+    user: str
+    kind: str                      # "array" or "list"
+    visible: dict                  # SSA name -> user name of the other live variables
+    upto: int                      # how many sharing facts were known at the update
+    fresh: bool                    # the object is made anew in each iteration of its loop
+    scope: object
+    node: object
+    what: str
+    error: object = None           # refused outright unless the value is a number
+
+
 class _Scope:
     def __init__(self, parsed, env, is_top):
         self.parsed = parsed
@@ -194,10 +211,16 @@ class _Normalizer:
             self.wrt_ssa.append(name_)
             if w in kinds:
                 self.kinds[name_] = kinds[w]
-        self.aliases = {}              # name -> the set of names that may share its memory
+        self.sharing = Sharing()       # which names may share memory (sharing.py)
+        self.mutations = []            # in-place updates, checked against sharing at the end
+        self.fresh = {}                # name -> the loop whose body allocates it anew
+        self.final_shapes = {}         # the shapes found after normalizing (for the checks)
+        self.outer = []                # the callers' scopes while a helper is inlined
         self.same_statement = {}       # values computed by the current statement, for reuse
         self.lists = set()             # names holding lists (or tuples) of values
         self.copied = set()            # arguments already copied before a write into them
+        self.holders = {}              # name -> the path of an object it holds whose
+        #                                attributes are differentiated (`m = self`)
         self.guards = {}               # (function, global name) -> the object it named
         self.steps = []
         self.block = []
@@ -212,7 +235,7 @@ class _Normalizer:
         self.inlining = [parsed.fn]
         self.inlined = []              # every helper inlined (for the disk cache's checks)
         self.origin = None
-        self.alias_checks = []         # in-place updates refused unless the value is a number
+        self.flat = False              # early returns lowered with flags only (lower_returns)
 
     # ---- helpers
     def error(self, node, message):
@@ -228,9 +251,16 @@ class _Normalizer:
             elif target not in self.bound and (not self.loops or target not in self.loops[0].bound_before) \
                     and target not in self.maybe_unbound:
                 self.maybe_unbound.append(target)      # bound on some paths only: None at the top
+        if target is not None and self.inputs and step.stmt is None:
+            self.alias_input_holder(step)
         self.block.append(step)
         self.steps.append(step)
-        self.link_aliases(step)
+        shared = self.record_sharing(step)
+        if target is not None and self.loops:
+            if self.block is self.loops[-1].body and not shared:
+                self.fresh[target] = self.loops[-1]
+            else:
+                self.fresh.pop(target, None)
         if target is not None and (isinstance(step.value, (gast.List, gast.Tuple, gast.ListComp)) or (
                 isinstance(step.value, gast.BinOp) and any(
                     isinstance(side, (gast.List, gast.Tuple, gast.ListComp))
@@ -249,7 +279,7 @@ class _Normalizer:
             raise self.error(fdef, "cannot differentiate a function with *args or **kwargs; "
                                    "name its parameters")
         self.origin = Origin(self.top, fdef, False)
-        for (root, steps), name_ in self.inputs.items():   # `self_w = self.w`, read once
+        for (root, steps), name_ in list(self.inputs.items()):   # `self_w = self.w`, once
             value = nodes.name(root)
             for kind, part in steps:
                 value = nodes.attribute(value, part) if kind == "attr" else \
@@ -265,9 +295,7 @@ class _Normalizer:
                                        if n in self.kinds},
                           inlined=self.inlined)
         program.shapes = infer_shapes(program, self.kinds)
-        for group, error in self.alias_checks:
-            if not any(program.shapes.get(n) == SCALAR for n in group):
-                raise error
+        self.check_mutations(program.shapes)
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
         return program
 
@@ -278,13 +306,19 @@ class _Normalizer:
         both arms can go on (or a loop returns), a flag records that a return ran: the rest
         of the function is guarded by `if not returned:`, and a return inside a loop also
         breaks out of it (and out of the loops around it)."""
+        self.check_introspection(stmts)
+        if any(isinstance(n, gast.NamedExpr) for stmt in stmts for n in _walk_own(stmt)):
+            stmts = self.hoist_walrus(copy.deepcopy(stmts))   # the parsed tree is cached
         last = stmts[-1] if stmts else None
         inner = [n for stmt in stmts for n in _walk_own(stmt) if isinstance(n, gast.Return)]
         if not inner or (len(inner) == 1 and inner[0] is last):
             return stmts
         result = self.names.available("result")
         self.names.reserved.add(result)
+        self.flat = len(inner) > _NESTED_RETURNS     # many returns: flags, not nested arms
         try:
+            if self.flat:
+                raise _NeedsFlag
             lowered, always = self._lower(stmts, result, None)
         except _NeedsFlag:
             flag = self.names.available("returned")
@@ -294,6 +328,109 @@ class _Normalizer:
         if not always:
             raise self.error(last, "not every path through the function returns a value")
         return lowered + [gast.Return(value=nodes.name(result))]
+
+    def check_introspection(self, stmts):
+        """Refuse `eval`, `exec`, `locals()`, `vars()`, `globals()` and frame access: they
+        read or run code by the names srcgrad renames, so their effect is unknown."""
+        for stmt in stmts:
+            for node in gast.walk(stmt):
+                if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
+                    obj = self.scope.parsed.resolve(node)
+                elif isinstance(node, gast.Attribute) and isinstance(node.ctx, gast.Load):
+                    obj = self.scope.parsed.resolve(node)
+                else:
+                    continue
+                if obj is not UNRESOLVED and _is_introspection(obj):
+                    raise self.error(node, f"cannot differentiate a function that calls "
+                                           f"`{nodes.to_source(node)}`: it reads or runs code by "
+                                           "variable names, which the gradient renames; write the "
+                                           "expression out")
+
+    def hoist_walrus(self, stmts):
+        """`if (y := f(x)) > 1:` becomes `y = f(x)` / `if y > 1:`; `while (y := f(x)) < 2:
+        body` becomes `while True: y = f(x); if not y < 2: break; body`, so the value bound
+        by `:=` is an ordinary, differentiated assignment."""
+        out = []
+        for stmt in stmts:
+            if isinstance(stmt, (gast.FunctionDef, gast.AsyncFunctionDef, gast.ClassDef)):
+                out.append(stmt)
+                continue
+            if isinstance(stmt, gast.While):
+                before, test = self.hoisted(stmt.test, stmt)
+                body = self.hoist_walrus(stmt.body)
+                if before:
+                    stop = gast.copy_location(gast.If(
+                        test=gast.UnaryOp(op=gast.Not(), operand=test),
+                        body=[gast.copy_location(gast.Break(), stmt)], orelse=[]), stmt)
+                    stmt = gast.copy_location(gast.While(
+                        test=gast.Constant(value=True, kind=None), body=before + [stop] + body,
+                        orelse=self.hoist_walrus(stmt.orelse)), stmt)
+                else:
+                    stmt.body, stmt.orelse = body, self.hoist_walrus(stmt.orelse)
+                out.append(stmt)
+                continue
+            before = []
+            for field_name, value in gast.iter_fields(stmt):
+                if isinstance(value, gast.expr):
+                    hoisted, value = self.hoisted(value, stmt)
+                    before += hoisted
+                    setattr(stmt, field_name, value)
+                elif isinstance(value, list) and value and isinstance(value[0], gast.stmt):
+                    setattr(stmt, field_name, self.hoist_walrus(value))
+                elif isinstance(value, list) and field_name in ("targets", "items"):
+                    for k, v in enumerate(value):
+                        if isinstance(v, gast.withitem):
+                            hoisted, v.context_expr = self.hoisted(v.context_expr, stmt)
+                        else:
+                            hoisted, value[k] = self.hoisted(v, stmt)
+                        before += hoisted
+            out += before + [stmt]
+        return out
+
+    def hoisted(self, expr, stmt):
+        """(assignments for each `:=` in `expr`, in evaluation order; `expr` reading their names)."""
+        found = []
+
+        def visit(node, conditional):
+            if isinstance(node, (gast.Lambda, gast.ListComp, gast.SetComp, gast.DictComp,
+                                 gast.GeneratorExp)):
+                if any(isinstance(n, gast.NamedExpr) for n in gast.walk(node)):
+                    raise self.error(node, "cannot differentiate `:=` inside a lambda or a "
+                                           "comprehension")
+                return node
+            if isinstance(node, gast.NamedExpr):
+                if conditional:
+                    raise self.error(node, "cannot differentiate `:=` where it may not run "
+                                           "(inside `and`, `or` or `... if ... else ...`): "
+                                           "assign the value on a line of its own")
+                value = visit(node.value, conditional)
+                assign = gast.Assign(targets=[nodes.name(node.target.id, store=True)], value=value,
+                                     type_comment=None)
+                found.append((node.target.id, gast.copy_location(assign, node), _position(node)))
+                return gast.copy_location(nodes.name(node.target.id), node)
+            for field_name, value in gast.iter_fields(node):
+                if isinstance(node, gast.BoolOp) and field_name == "values":
+                    node.values = [visit(v, conditional or k > 0) for k, v in enumerate(value)]
+                elif isinstance(node, gast.IfExp) and field_name in ("body", "orelse"):
+                    setattr(node, field_name, visit(value, True))
+                elif isinstance(value, gast.AST):
+                    setattr(node, field_name, visit(value, conditional))
+                elif isinstance(value, list):
+                    setattr(node, field_name, [visit(v, conditional) if isinstance(v, gast.AST)
+                                               else v for v in value])
+            return node
+
+        if not any(isinstance(n, gast.NamedExpr) for n in gast.walk(expr)):
+            return [], expr
+        reads = [n for n in gast.walk(expr) if isinstance(n, gast.Name)
+                 and isinstance(n.ctx, gast.Load)]
+        expr = visit(expr, False)
+        for name_, _, where in found:      # `x + (x := 2 * x)`: x is read before it is bound
+            if any(n.id == name_ and _position(n) < where for n in reads):
+                raise self.error(stmt, f"cannot differentiate `:=` whose name `{name_}` the same "
+                                       "expression reads before binding it: assign the value on "
+                                       "a line of its own")
+        return [a for _, a, _ in found], expr
 
     def _lower(self, stmts, result, flag, in_loop=False):
         """(statements, whether every path through them returns)."""
@@ -317,7 +454,7 @@ class _Normalizer:
             if isinstance(stmt, gast.If):
                 body, body_returns = self._lower(stmt.body, result, flag, in_loop)
                 orelse, else_returns = self._lower(stmt.orelse, result, flag, in_loop)
-                if rest and body_returns != else_returns and not in_loop:
+                if rest and body_returns != else_returns and not in_loop and not self.flat:
                     if body_returns:                   # the arm that goes on takes the rest
                         orelse, else_returns = self._lower(stmt.orelse + rest, result, flag)
                     else:
@@ -345,7 +482,11 @@ class _Normalizer:
                     return out, True                   # it ends only by returning
             else:
                 where = next(n for n in _walk_own(stmt) if isinstance(n, gast.Return))
-                what = "loop with `else`" if isinstance(stmt, (gast.For, gast.While)) else "`with` block"
+                what = "loop with `else`" if isinstance(stmt, (gast.For, gast.While)) else {
+                    "With": "`with` block", "Try": "`try` block", "TryStar": "`try` block",
+                    "Match": "`match` statement", "AsyncWith": "`async with` block",
+                    "AsyncFor": "`async for` loop"}.get(type(stmt).__name__,
+                                                       f"`{type(stmt).__name__}` statement")
                 raise self.error(where, f"cannot differentiate a `return` inside a {what} yet: "
                                         "set a variable and return after it")
             if in_loop or not rest:
@@ -353,9 +494,17 @@ class _Normalizer:
             if flag is None:                           # paths that returned and paths that go on
                 raise _NeedsFlag
             guarded, always = self._lower(rest, result, flag)
-            test = gast.UnaryOp(op=gast.Not(), operand=nodes.name(flag))
-            out.append(gast.copy_location(gast.If(test=test, body=guarded, orelse=[]), rest[0]))
-            return out, always
+            # `if not returned:` blocks follow one another rather than nest (Python allows
+            # 100 levels): the guards the rest ends with are hoisted out of this one
+            later = []
+            while guarded and getattr(guarded[-1], "srcgrad_guard", False):
+                later.insert(0, guarded.pop())
+            for block in ([guarded] if guarded else []):
+                test = gast.UnaryOp(op=gast.Not(), operand=nodes.name(flag))
+                guard = gast.copy_location(gast.If(test=test, body=block, orelse=[]), rest[0])
+                guard.srcgrad_guard = True
+                out.append(guard)
+            return out + later, always
         return out, False
 
     # ---- statements
@@ -392,6 +541,16 @@ class _Normalizer:
 
     def stmt_Pass(self, stmt):
         pass
+
+    def stmt_Global(self, stmt):
+        """`global G` (or `nonlocal`) only to read G: a no-op; assigning G is refused."""
+        kind = "global" if isinstance(stmt, gast.Global) else "nonlocal"
+        assigned = [n for n in stmt.names if n in local_names(self.scope.parsed.node)]
+        if assigned:
+            raise self.error(stmt, f"cannot differentiate a function that assigns the {kind} "
+                                   f"variable `{assigned[0]}`: return the new value instead")
+
+    stmt_Nonlocal = stmt_Global
 
     def stmt_FunctionDef(self, stmt):
         """`def g(t): ...` inside the differentiated function: inlined where it is called."""
@@ -555,10 +714,12 @@ class _Normalizer:
         saved = scope.loop_users
         scope.loop_users = found
         self.block.append(item)
+        first = len(self.mutations)
         try:
             self.nested(item.body, body_stmts, loop=item)
         finally:
             scope.loop_users = saved
+        self.recheck_after_loop(first)
         return item
 
     def stmt_For(self, stmt):
@@ -757,10 +918,10 @@ class _Normalizer:
                                    "which the caller passed in (every call would change the "
                                    "caller's list); build a new list inside the function")
         value = self.operand(call.args[0])
-        if isinstance(value, gast.Name):         # the list now holds this very array
-            group = self.aliases.setdefault(value.id, {value.id})
-            group.add(atom.id)
-            self.aliases[atom.id] = group
+        self.mutated(call.func.value.id, atom.id, "list", call,
+                     f"appending to `{call.func.value.id}` would change both")
+        if isinstance(value, gast.Name):         # the list now holds this very object
+            self.sharing.holds(atom.id, value.id)
         active = isinstance(value, gast.Name) and self.is_active_name(value.id)
         self.mutable.add(atom.id)
         self.lists.add(atom.id)
@@ -848,47 +1009,176 @@ class _Normalizer:
     def is_active_name(self, ssa):
         return not self.nograd and ssa in self.active
 
-    def link_aliases(self, step):
-        """Record that `step.target` may share memory with an operand (copies and views)."""
-        source = None
-        if step.rule is not None and (step.rule.primal is identity or step.rule.primal in _VIEWS()):
-            source = step.operands[0] if step.operands else None
-        elif step.stmt is None and step.value is not None and step.rule is None:
-            value = step.value
-            while isinstance(value, (gast.Subscript, gast.Attribute)) or (
-                    isinstance(value, gast.Call) and value.args and _is_view_call(value, self.resolve)):
-                if isinstance(value, gast.Call):
-                    value = value.func.value if isinstance(value.func, gast.Attribute) and \
-                        value.func.attr in _VIEW_METHODS else value.args[0]
+    def record_sharing(self, step):
+        """Record what `step.target` may share memory with (sharing.py); whether it may."""
+        target = step.target
+        if step.stmt is not None:                 # `a, b = pair`: each may be an item of it
+            stmt = step.stmt
+            if isinstance(stmt, gast.Assign) and isinstance(stmt.value, gast.Name):
+                for t in stmt.targets:
+                    for n in gast.walk(t):
+                        if isinstance(n, gast.Name):
+                            self.sharing.item(n.id, stmt.value.id)
+            elif isinstance(stmt, gast.Assign):
+                sources = self.shared_sources(stmt.value)
+                for t in stmt.targets:
+                    for n in gast.walk(t):
+                        if isinstance(n, gast.Name):
+                            for source in sources:
+                                self.sharing.same(n.id, source)
+            return False
+        if target is None or step.value is None:
+            return False
+        if step.rule is not None:
+            primal = step.rule.primal
+            if primal is make_list:
+                for e in step.operands[0].elts if step.operands else ():
+                    if isinstance(e, gast.Name):
+                        self.sharing.holds(target, e.id)
+                return False
+            sources = []
+            if step.rule.kind == "pullback":     # a recursive call may return an argument
+                sources = [a.id for a in step.operands[1:] if isinstance(a, gast.Name)]
+            elif (primal is identity or (primal is not None and may_return_argument(primal))) \
+                    and step.operands and isinstance(step.operands[0], gast.Name):
+                sources = [step.operands[0].id]
+            getitem = primal is __import__("operator").getitem
+            for source in sources:
+                if getitem and source in self.lists:
+                    self.sharing.item(target, source)
+                elif getitem and len(step.operands) == 2:
+                    self.sharing.same(target, source, self.not_element(source, step.operands[1]))
                 else:
-                    value = value.value
-            if isinstance(step.value, gast.Call) and isinstance(step.value.func, gast.Attribute) \
-                    and step.value.func.attr in _VIEW_METHODS and not step.value.args:
-                value = step.value.func.value             # x.squeeze(), x.ravel()
-            source = value
-        if isinstance(source, gast.Name) and step.target is not None:
-            group = self.aliases.setdefault(source.id, {source.id})
-            group.add(step.target)
-            self.aliases[step.target] = group
+                    self.sharing.same(target, source)
+            return bool(sources)
+        sources = self.shared_sources(step.value)
+        for source in sources:
+            value = step.value
+            if isinstance(value, gast.Subscript) and nodes.is_name(value.value, source) \
+                    and source not in self.lists:
+                self.sharing.same(target, source, self.not_element(source, value.slice))
+            else:
+                self.sharing.same(target, source)
+        return bool(sources)
+
+    def not_element(self, array, index):
+        """A test, for once shapes are known, that `array[index]` is not a single element
+        (one element is a number: a copy that shares no memory)."""
+        parts = index.elts if isinstance(index, gast.Tuple) else [index]
+
+        def test():
+            shapes = self.final_shapes
+            shape = shapes.get(array)
+            return not (isinstance(shape, tuple) and shape[0] == "array" and shape[2] == len(parts)
+                        and all((isinstance(i, gast.Constant) and type(i.value) is int) or
+                                (isinstance(i, gast.Name) and shapes.get(i.id) == SCALAR)
+                                for i in parts))
+        return test
+
+    def shared_sources(self, value):
+        """The names an inactive expression's value may share memory with."""
+        if isinstance(value, gast.Name):
+            return [value.id]
+        if isinstance(value, (gast.Subscript, gast.Attribute, gast.Starred)):
+            return self.shared_sources(value.value)
+        if isinstance(value, gast.IfExp):
+            return self.shared_sources(value.body) + self.shared_sources(value.orelse)
+        if isinstance(value, gast.BoolOp):
+            return [n for v in value.values for n in self.shared_sources(v)]
+        if isinstance(value, gast.NamedExpr):
+            return self.shared_sources(value.value)
+        if isinstance(value, (gast.List, gast.Tuple, gast.Set)):
+            return [n for e in value.elts for n in self.shared_sources(e)]
+        if isinstance(value, gast.Call):
+            func = value.func
+            copy_arg = next((k.value for k in value.keywords if k.arg == "copy"), None)
+            no_copy = isinstance(copy_arg, gast.Constant) and copy_arg.value in (False, None)
+            callee = self.generated_callee(func)
+            if callee is UNRESOLVED and isinstance(func, gast.Attribute):    # a method
+                receiver = self.shared_sources(func.value)
+                if may_return_argument(None, func.attr) or no_copy:
+                    return receiver + [n for a in value.args for n in self.shared_sources(a)]
+                return []
+            import numpy as np
+            if may_return_argument(None if callee is UNRESOLVED else callee) or (
+                    no_copy and callee is np.array):
+                return [n for a in list(value.args) + [k.value for k in value.keywords]
+                        for n in self.shared_sources(a)]
+            return []
+        return []
+
+    def generated_callee(self, func):
+        """The object a renamed (generated) call's function names, or UNRESOLVED."""
+        root = func
+        while isinstance(root, gast.Attribute):
+            root = root.value
+        if isinstance(root, gast.Name) and root.id in self.names.cells:
+            obj = self.names.cells[root.id]
+            for attr in _attribute_path(func):
+                obj = getattr(obj, attr, UNRESOLVED)
+            return obj
+        if isinstance(root, gast.Name) and root.id in self.names.globals_read and \
+                not self.names.is_user(root.id):
+            return self.top.resolve(func)
+        return UNRESOLVED
+
+    def live_names(self, scope=None, user=None):
+        """SSA name -> the user's name for it, for every variable visible here and in the
+        callers of an inlined helper (all may be read later), but `user` of `scope`."""
+        found = {}
+        for s in self.outer + [self.scope]:
+            for u, a in s.env.items():
+                if isinstance(a, gast.Name) and not (s is scope and u == user):
+                    found.setdefault(a.id, u)
+        return found
+
+    def mutated(self, user, name_, kind, node, what):
+        """`name_` (the user's `user`) changes in place here: refused at the end if another
+        live name may see the change (an array that turns out to be a number never does)."""
+        fresh = bool(self.loops) and self.fresh.get(name_) is self.loops[-1]
+        self.mutations.append(_Mutation(name_, user, kind, self.live_names(self.scope, user),
+                                        self.sharing.count, fresh, self.scope, node, what))
+
+    def recheck_after_loop(self, first):
+        """At the end of a loop body, the updates in it are seen by the names bound later in
+        the body too (on the next iteration), unless the object is made anew each time."""
+        for m in list(self.mutations[first:]):
+            if not m.fresh:
+                self.mutations.append(replace(m, visible=self.live_names(m.scope, m.user),
+                                              upto=self.sharing.count))
+
+    def check_mutations(self, shapes):
+        self.final_shapes = shapes
+        for m in self.mutations:
+            if m.kind == "array" and shapes.get(m.name) == SCALAR:
+                continue                          # numbers are never changed in place
+            if m.error is not None:
+                raise m.error
+            reach = self.sharing.same_list(m.name, m.upto) if m.kind == "list" else \
+                self.sharing.observers(m.name, m.upto, lambda n: shapes.get(n) == SCALAR)
+            others = sorted({m.visible[n] for n in reach if n in m.visible})
+            if others:
+                them = ", ".join(f"`{o}`" for o in others)
+                fix = f"copy it first (`{m.user} = {m.user}.copy()`)" if m.kind == "list" or \
+                    not isinstance(m.node, gast.AugAssign) else \
+                    f"write `{m.user} = {m.user} {_opsym(m.node.op)} ...` instead"
+                raise m.scope.parsed.error(m.node, f"`{m.user}` may share memory with {them} here, "
+                                                   f"so {m.what}; {fix}")
 
     def check_not_aliased(self, target, stmt):
         current = self.scope.env.get(target.id)
         if not isinstance(current, gast.Name):
             return
-        group = self.aliases.get(current.id, {current.id})
         if not self.scope.is_top and current.id not in self.scope.own:
             error = self.error(stmt, f"`{target.id}` is the caller's array here: `{target.id} "
                                      f"{_opsym(stmt.op)}= ...` would change it in the caller too; "
                                      f"write `{target.id} = {target.id} {_opsym(stmt.op)} ...`")
-        elif (self.aliases.get(current.id, set()) - {current.id}) & {
-                a.id for a in self.scope.env.values() if isinstance(a, gast.Name)}:
-            error = self.error(stmt, f"`{target.id}` may share memory with another array here, "
-                                     "so an in-place update would change both; write "
-                                     f"`{target.id} = {target.id} {_opsym(stmt.op)} ...` instead")
-        else:
+            # numbers are never shared: refuse only if the shapes found later say it is an array
+            self.mutations.append(_Mutation(current.id, target.id, "array", {}, 0, False,
+                                            self.scope, stmt, "", error))
             return
-        # numbers are never shared: refuse only if the shapes found later say it is an array
-        self.alias_checks.append((group, error))
+        self.mutated(target.id, current.id, "array", stmt,
+                     "an in-place update would change both")
 
     def bind(self, user):
         """The name a new binding of the user's variable gets: fresh (SSA) in straight-line
@@ -987,16 +1277,13 @@ class _Normalizer:
             raise self.error(stmt, f"`{user}` is the caller's array here: writing into it would "
                                    f"change it in the caller too; copy it first (`{user} = "
                                    f"{user}.copy()`)")
-        visible = {a.id for u, a in self.scope.env.items() if isinstance(a, gast.Name) and u != user}
-        if (self.aliases.get(current.id, set()) - {current.id}) & visible:
-            raise self.error(stmt, f"`{user}` may share memory with another array here, so "
-                                   "writing into it would change both; copy it first "
-                                   f"(`{user} = {user}.copy()`)")
         maker = next((s for s in reversed(self.steps) if s.target == current.id), None)
         if maker is not None and isinstance(maker.value, (gast.Dict, gast.Set)):
             raise self.error(stmt, "cannot differentiate writing into a dict or set; keep "
                                    "differentiated values in arrays, lists or variables")
         value_atom = self.operand(value)
+        self.mutated(user, current.id, "list" if current.id in self.lists else "array", stmt,
+                     "writing into it would change both")
         if (current.id in self.params and current.id not in self.copied) or self.is_view(current.id):
             # never write into the caller's array (or through a view into another one)
             if self.loops:
@@ -1025,7 +1312,8 @@ class _Normalizer:
 
     def is_view(self, name_):
         maker = next((s for s in reversed(self.steps) if s.target == name_), None)
-        return maker is not None and maker.rule is not None and maker.rule.primal in _VIEWS()
+        return maker is not None and maker.rule is not None and maker.rule.primal is not None \
+            and maker.rule.primal is not identity and may_return_argument(maker.rule.primal)
 
     # ---- activity
     def resolve(self, func):
@@ -1034,9 +1322,11 @@ class _Normalizer:
             root = root.value
         bound = self.scope.env.get(root.id) if isinstance(root, gast.Name) else None
         if isinstance(bound, gast.Name) and bound.id in self.names.cells:   # a local import
-            obj = self.names.cells[bound.id]
+            obj = owner = self.names.cells[bound.id]
             for attr in _attribute_path(func):
                 obj = getattr(obj, attr, UNRESOLVED)
+            if obj is not UNRESOLVED and func is not root:   # `mod.act` rebound: compile again
+                self.guards[(owner, "." + ".".join(_attribute_path(func)))] = obj
             return obj
         if isinstance(func, gast.Name) and func.id in self.scope.env:
             return UNRESOLVED
@@ -1046,6 +1336,10 @@ class _Normalizer:
         if isinstance(root, gast.Name) and root.id not in self.scope.parsed.local_names:
             fn = self.scope.parsed.fn
             self.guards[(fn, root.id)] = lookup_global(fn, root.id)
+            found = self.scope.parsed.resolve(func)
+            if found is not UNRESOLVED and func is not root:   # `mod.act` rebound: compile again
+                self.guards[(fn, ".".join([root.id] + _attribute_path(func)))] = found
+            return found
         return self.scope.parsed.resolve(func)
 
     def is_active(self, node):
@@ -1071,10 +1365,17 @@ class _Normalizer:
                 raise self.error(node, f"`{nodes.to_source(node.value)}` is differentiated entry by "
                                        "entry: read its entries with constant string keys "
                                        f"(`{nodes.to_source(node.value)}['w']`)")
+            if isinstance(node.value, (gast.Name, gast.Attribute)) and self.is_active(node.slice) \
+                    and not self.is_active(node.value) and _is_index_builder(self.resolve(node.value)):
+                raise self.error(node, f"cannot differentiate `{nodes.to_source(node.value)}[...]` "
+                                       "of differentiated values: build the array with "
+                                       "np.concatenate, np.stack or np.column_stack")
             return self.is_active(node.value)
         if isinstance(node, gast.Call):
             if isinstance(node.func, gast.Name) and node.func.id in self.scope.functions:
                 return True                    # a function defined in here: always inlined
+            if self.is_getattr(node) and self.input_path(node) is not None:
+                return self.input_of(node) is not None or self.is_active(node.args[0])
             callee = self.resolve(node.func)
             from ..api import stop_gradient
             if callee is stop_gradient or (callee is not UNRESOLVED and rules.is_nondifferentiable(callee)):
@@ -1088,6 +1389,7 @@ class _Normalizer:
 
     def rename(self, node):
         """`node` with the user's names replaced by their current bindings."""
+        self.check_input_uses(node)
         scope = self.scope
         mapping = {}
         for n in gast.walk(node):
@@ -1141,7 +1443,8 @@ class _Normalizer:
                 return expr
             self.emit(Step(target, expr, self.origin))
             return nodes.name(target)
-        found = self.input_of(node) if isinstance(node, (gast.Attribute, gast.Subscript)) else None
+        found = self.input_of(node) if isinstance(node, (gast.Attribute, gast.Subscript)) or \
+            self.is_getattr(node) else None
         if found is not None:                   # `self.w`, `params["w"]`: read once, at the top
             if target is None:
                 return nodes.name(found)
@@ -1232,6 +1535,11 @@ class _Normalizer:
             raise self.error(node.slice, "cannot differentiate with respect to an index")
         value = self.operand(node.value)
         index = self.rename(node.slice)
+        if isinstance(value, gast.Name) and value.id in self.lists and (
+                _has_slice(index) or isinstance(index, (gast.List, gast.Tuple))):
+            raise self.error(node, "srcgrad differentiates reading one element of a list "
+                                   f"(`{nodes.to_source(node.value)}[i]`), not a slice of it; use "
+                                   f"np.stack({nodes.to_source(node.value)})[...] instead")
         if _has_slice(index):
             import numpy as np
             index_expr = nodes.subscript(nodes.attribute(nodes.name(self.names.cell("np", np)), "s_"),
@@ -1245,6 +1553,8 @@ class _Normalizer:
         """The plain function `obj.name` calls, for an object whose attributes are
         differentiated and whose class the compile key names (guarded: rebinding the
         method on its class compiles again)."""
+        if not isinstance(func.value, gast.Name):
+            return None
         cls = self.kinds.get(f"type({self.scope.env[func.value.id].id})")
         if not isinstance(cls, type):
             return None
@@ -1257,33 +1567,113 @@ class _Normalizer:
 
     def holds_inputs(self, node, items=False):
         """Whether `node` is an object whose attributes (or, with `items`, a dict whose
-        entries) are differentiated (`self` for wrt "self.w"): a call it is passed to is
-        differentiated, not run as a constant."""
-        if not self.inputs or self.nograd or not isinstance(node, gast.Name):
+        entries) are differentiated (`self` for wrt "self.w", also `m` after `m = self`, and
+        `self.sub` for wrt "self.sub.w"): a call it is passed to is differentiated, not run
+        as a constant."""
+        if not self.inputs or self.nograd:
             return False
-        atom = self.scope.env.get(node.id)
-        return isinstance(atom, gast.Name) and any(
-            atom.id == root and (not items or steps[0][0] == "item") for root, steps in self.inputs)
+        path = self.input_path(node)
+        return path is not None and any(
+            len(rest) and (not items or rest[0][0] == "item") for rest, _ in self.inputs_under(path))
+
+    def input_path(self, node, renamed=False):
+        """(root SSA name, ((kind, part), ...)) for a read `root.a["b"].c` of a variable
+        (`obj.__dict__["w"]` and `getattr(obj, "w")` read `obj.w`), else None. `renamed`:
+        `node` already reads SSA names."""
+        steps = []
+        while True:
+            if isinstance(node, gast.Attribute):
+                steps.append(("attr", node.attr))
+                node = node.value
+            elif isinstance(node, gast.Subscript) and isinstance(node.slice, gast.Constant) \
+                    and isinstance(node.slice.value, str):
+                steps.append(("item", node.slice.value))
+                node = node.value
+            elif self.is_getattr(node):
+                steps.append(("attr", node.args[1].value))
+                node = node.args[0]
+            else:
+                break
+        if not isinstance(node, gast.Name):
+            return None
+        atom = node if renamed else self.scope.env.get(node.id)
+        if not isinstance(atom, gast.Name):
+            return None
+        path = []
+        for step in reversed(steps):
+            if path and path[-1] == ("attr", "__dict__") and step[0] == "item":
+                path[-1] = ("attr", step[1])
+            else:
+                path.append(step)
+        return atom.id, tuple(path)
+
+    def is_getattr(self, node):
+        return isinstance(node, gast.Call) and len(node.args) == 2 and not node.keywords \
+            and isinstance(node.args[1], gast.Constant) and isinstance(node.args[1].value, str) \
+            and self.resolve(node.func) is builtins.getattr
+
+    def inputs_under(self, path):
+        """[(the rest of the path, the input's name)] for each wrt value read through `path`."""
+        root, steps = path
+        n = len(steps)
+        return [(s[n:], name_) for (r, s), name_ in self.inputs.items()
+                if r == root and s[:n] == steps]
 
     def input_of(self, node):
         """The name of a wrt attribute path (`self.w`) that `node` reads, else None."""
         if not self.inputs or self.nograd:
             return None
-        steps = []
-        while isinstance(node, (gast.Attribute, gast.Subscript)):
-            if isinstance(node, gast.Attribute):
-                steps.append(("attr", node.attr))
-            elif isinstance(node.slice, gast.Constant) and isinstance(node.slice.value, str):
-                steps.append(("item", node.slice.value))
-            else:
-                return None
-            node = node.value
-        if not isinstance(node, gast.Name):
+        path = self.input_path(node)
+        if path is None:
             return None
-        atom = self.scope.env.get(node.id)
-        if not isinstance(atom, gast.Name):
-            return None
-        return self.inputs.get((atom.id, tuple(reversed(steps))))
+        if ("attr", "__dict__") in path[1] and self.inputs_under((path[0], ())):
+            raise self.error(node, f"cannot differentiate `{nodes.to_source(node)}`: read the "
+                                   "differentiated attributes by name (`obj.w`), not through "
+                                   "`__dict__`")
+        return self.inputs.get(path)
+
+    def alias_input_holder(self, step):
+        """`m = self` or `sub = self.sub` (wrt "self.sub.w"): `m.w` then reads the same input.
+        The name must hold that object wherever it is bound."""
+        target = step.target
+        path = self.input_path(step.value, renamed=True) if step.value is not None else None
+        under = [(rest, n) for rest, n in self.inputs_under(path) if rest] if path else []
+        if target in self.holders:
+            if self.holders[target] != path:
+                raise self.error(self.origin.node, f"cannot differentiate this: "
+                                 f"`{nodes.to_source(step.value)}` is bound to a name that also "
+                                 "holds an object whose attributes are differentiated; use "
+                                 "another name")
+            return
+        if not under:
+            return
+        if target in self.known:
+            raise self.error(self.origin.node, f"cannot differentiate binding "
+                             f"`{nodes.to_source(step.value)}`, whose attributes are "
+                             "differentiated, to a name that held another value: use a new name")
+        self.holders[target] = path
+        for rest, name_ in under:
+            self.inputs[(target, rest)] = name_
+
+    def check_input_uses(self, node):
+        """Refuse reading an object whose attributes are differentiated other than through
+        its attributes: inside a list, a call that is not inlined, an expression. (Binding
+        it to a name, and passing it to a helper, are handled where they happen.)"""
+        if not self.inputs or self.nograd:
+            return
+        def visit(n, top):
+            if self.input_path(n) is not None:
+                if self.holds_inputs(n) and not top:
+                    raise self.error(n, f"cannot differentiate this use of `{nodes.to_source(n)}`,"
+                                        " whose attributes are differentiated: read them by name"
+                                        f" (`{nodes.to_source(n)}.w`) or pass it to a function")
+                self.input_of(n)                  # `__dict__` refused
+                return
+            if isinstance(n, gast.Call) and self.resolve(n.func) in _HARMLESS:
+                return
+            for child in gast.iter_child_nodes(n):
+                visit(child, False)
+        visit(node, True)
 
     def expr_Attribute(self, node, target):
         entry = rules.method_primal(node.attr)
@@ -1312,7 +1702,7 @@ class _Normalizer:
                 call = gast.copy_location(gast.Call(func=func, args=[func.value] + list(node.args),
                                                     keywords=node.keywords), node)
                 return self.inline(call, target, method)
-            path = ", ".join(input_label(r, steps) for r, steps in self.inputs)
+            path = ", ".join(self.wrt_labels)
             raise self.error(func, f"cannot differentiate the method call `{nodes.to_source(func)}"
                                    f"(...)` with respect to {path}: srcgrad inlines functions, "
                                    "not methods of an object passed in; call a function that "
@@ -1459,12 +1849,23 @@ class _Normalizer:
         env = self.bind_arguments(node, callee, parsed)
         if callee not in self.inlined:
             self.inlined.append(callee)
-        return self.inline_body(node, target, callee, _Scope(parsed, env, False))
+        if not _is_library(parsed.filename) or _is_library(self.scope.parsed.filename):
+            return self.inline_body(node, target, callee, _Scope(parsed, env, False))
+        try:                                   # say where the user called into the library
+            return self.inline_body(node, target, callee, _Scope(parsed, env, False))
+        except UnsupportedError as exc:
+            inner = f"{exc.filename}:{exc.lineno}" if exc.lineno else exc.filename
+            name_ = f"{getattr(callee, '__module__', '')}.{callee.__qualname__}".lstrip(".")
+            raise self.error(node, f"cannot differentiate `{name_}` (library code; at {inner}: "
+                                   f"{exc.message}); register a derivative rule for it with "
+                                   "srcgrad.rules.partial or srcgrad.rules.vjp, or mark its "
+                                   "result with srcgrad.stop_gradient") from exc
 
     def inline_body(self, node, target, callee, scope):
         """Normalize `callee`'s body in `scope` (its parameters bound) in place of the call
         `node`; the value it returns (a tuple of them: a list of values)."""
         saved_scope, saved_origin = self.scope, self.origin
+        self.outer.append(saved_scope)
         self.scope = scope
         self.inlining.append(callee)
         try:
@@ -1473,6 +1874,7 @@ class _Normalizer:
         finally:
             self.scope, self.origin = saved_scope, saved_origin
             self.inlining.pop()
+            self.outer.pop()
         if is_tuple:
             pack = nodes.tuple_(outputs)
             result = self.op(target, rules.lookup(make_list), [pack], {}, pack, node)
@@ -1610,6 +2012,9 @@ def _stored_names(stmts):
     return found
 
 
+_NESTED_RETURNS = 12     # more early returns than this: flat `if not returned:` blocks
+
+
 class _NeedsFlag(Exception):
     """Early returns that need a `returned` flag (lower_returns starts again with one)."""
 
@@ -1646,16 +2051,35 @@ def _assignments(node):
     return []
 
 
-_VIEW_METHODS = {"reshape", "transpose", "ravel", "view", "squeeze", "swapaxes", "diagonal",
-                 "T", "real", "imag"}
+def _position(node):
+    return getattr(node, "lineno", 0) or 0, getattr(node, "col_offset", 0) or 0
 
 
-def _is_view_call(call, resolve):
-    """`x.reshape(...)`, `np.reshape(x, ...)`: a call whose result may share x's memory."""
-    func = call.func
-    if isinstance(func, gast.Attribute) and func.attr in _VIEW_METHODS:
-        return True
-    return resolve(func) in _VIEWS()
+def _is_index_builder(obj):
+    """np.r_, np.c_ and their kin: objects that build arrays when subscripted."""
+    import numpy as np
+    return any(obj is maker for maker in (np.r_, np.c_, np.s_, np.index_exp, np.mgrid, np.ogrid))
+
+
+def _is_library(filename):
+    """Whether `filename` belongs to Python's standard library or an installed package."""
+    import os
+    import sysconfig
+    if not filename or filename.startswith("<"):
+        return False
+    path = os.path.realpath(filename)
+    roots = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(root and path.startswith(os.path.realpath(root) + os.sep) for root in roots)
+
+
+_HARMLESS = {builtins.len, builtins.isinstance, builtins.type, builtins.print, builtins.id,
+             builtins.hasattr, builtins.str, builtins.repr}
+
+
+def _is_introspection(obj):
+    return any(obj is f for f in (builtins.eval, builtins.exec, builtins.locals, builtins.vars,
+                                  builtins.globals, builtins.compile, sys._getframe,
+                                  inspect.currentframe, inspect.stack))
 
 
 def _has_slice(index):
@@ -1667,19 +2091,6 @@ def _opsym(op):
             gast.MatMult: "@", gast.Mod: "%", gast.FloorDiv: "//"}.get(type(op), "?")
 
 
-_VIEW_SET = None
-
-
-def _VIEWS():
-    global _VIEW_SET
-    if _VIEW_SET is None:
-        import operator
-        import numpy as np
-        _VIEW_SET = {np.reshape, np.transpose, np.ravel, np.squeeze, np.expand_dims,
-                     np.broadcast_to, np.swapaxes, np.asarray, operator.getitem}
-    return _VIEW_SET
-
-
 _MUTATING_METHODS = {"fill", "sort", "resize", "put", "itemset", "partition", "setfield",
                      "byteswap", "setflags", "extend", "insert", "pop", "remove", "clear",
                      "reverse", "update", "setdefault"}
@@ -1689,8 +2100,6 @@ _UNSUPPORTED_STATEMENTS = {
     "Raise": "cannot differentiate a `raise` statement yet",
     "ClassDef": "cannot differentiate a function that defines a class",
     "Delete": "cannot differentiate a `del` statement",
-    "Global": "cannot differentiate a function that assigns globals",
-    "Nonlocal": "cannot differentiate a function that assigns nonlocal variables",
     "AsyncWith": "cannot differentiate an `async with` block",
     "Match": "cannot differentiate a `match` statement yet",
 }

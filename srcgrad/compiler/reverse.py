@@ -304,6 +304,9 @@ class _Reverse:
         if self.contributes(item) and array in self.live:
             target = nodes.name(self.adjoint_name(array))
             part = nodes.subscript(target, item.index)
+            if array not in self.p.lists and _may_repeat(item.index, self.p.int_names):
+                # `y[[0, 0]] = v`: the last write to a position wins
+                part = nodes.call(self.cell("last_writes", runtime.last_writes), [target, item.index])
             for _, name_ in self.contributions(item):
                 if array in self.p.lists:
                     share = part                  # a list element: replaced below, not changed
@@ -785,6 +788,23 @@ def _record_bound(items, bound, found):
             inner = set(bound) | (nodes.names_in(item.target) if item.target is not None else set())
             _record_bound(item.body, inner, found)
     return bound
+
+
+def _may_repeat(index, ints):
+    """Whether an index may name one position twice (an integer array or list may)."""
+    parts = index.elts if isinstance(index, gast.Tuple) else [index]
+    for part in parts:
+        if isinstance(part, (gast.Slice, gast.Compare)) or (
+                isinstance(part, gast.Constant) and type(part.value) in (int, bool, type(None),
+                                                                        type(Ellipsis))):
+            continue
+        if isinstance(part, gast.Name) and part.id in ints:
+            continue
+        if isinstance(part, gast.UnaryOp) and isinstance(part.op, gast.USub) and \
+                isinstance(part.operand, gast.Constant):
+            continue
+        return True
+    return False
 
 
 def flatten(lines):
