@@ -481,6 +481,11 @@ class _Differentiated:
             if error is None:
                 raise
             raise error from None
+        except SrcgradError as exc:
+            error = _at_users_line(exc, self.fn, compiled)
+            if error is None:
+                raise
+            raise error from None
         if floats:
             if self.single:
                 kind = type(grads)
@@ -496,6 +501,36 @@ class _Differentiated:
 
     def __repr__(self):
         return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"
+
+
+def _at_users_line(exc, fn, compiled):
+    """A SrcgradError a runtime helper raised without a location, located at the user's line
+    the generated code was running (the `# line N` comment above it); None if it has one."""
+    if exc.lineno is not None or not compiled.filename:
+        return None
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == compiled.filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if line is None:
+        return None
+    lines = linecache.getlines(compiled.filename) or ["\n"] + compiled.source.splitlines()
+    for text in reversed(lines[:line]):         # (the first line holds the factory's def)
+        text = text.strip()
+        if text.startswith("# line "):
+            number, _, rest = text[len("# line "):].partition(":")
+            number, _, owner = number.partition(" in ")
+            where = next((h for h in compiled.inlined if getattr(h, "__name__", None) == owner),
+                         fn) if owner else fn
+            filename = getattr(getattr(where, "__code__", None), "co_filename", None)
+            if not number.isdigit() or filename is None:
+                return None
+            lineno = int(number)
+            source = linecache.getline(filename, lineno)
+            col = len(source) - len(source.lstrip()) if source else 0
+            return type(exc)(exc.message, filename, lineno, col, source or None)
+    return None
 
 
 def _bad_call(exc, fn, compiled):

@@ -44,6 +44,8 @@ def compare(f, *args, wrt=0, **kwargs):
 
     `wrt` names what srcgrad.grad accepts: parameters, attribute paths ("model.w"), and
     parameters passed a dict (each entry is compared: "params['w']")."""
+    from .api import _python_function
+    f = _python_function(f)                  # np.sin: the Python function grad differentiates
     names, _ = _wrt_names(f, wrt)
     call = inspect.signature(f).bind(*args, **kwargs)
     call.apply_defaults()

@@ -406,3 +406,15 @@ def test_past_the_default_limit_the_error_says_how_deep_and_how_to_raise_it(recu
         depth = int(re.search(r"(\d+) recursive calls deep", message).group(1))
         assert 400 < depth < 500
 
+
+
+def test_tape_refuses_a_gradient_that_comes_out_complex():
+    t = tape.tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(srcgrad.SrcgradError, match="complex"):
+        (t * np.array([1j, 2.0])).sum().backward()
+
+
+def test_check_grads_and_compare_take_a_numpy_function():
+    from srcgrad.testing import check_grads
+    assert check_grads(np.sin, 0.3) == pytest.approx(np.cos(0.3))
+    assert srcgrad.compare(np.tanh, np.array([0.3, -1.2])).ok

@@ -234,3 +234,14 @@ def test_np_r_and_c_of_differentiated_values_are_refused():
         return np.sum(np.r_[x, 1.0, x] ** 2)
     with pytest.raises(SrcgradError, match="np.concatenate"):
         srcgrad.grad(f)(np.ones(2))
+
+
+def test_an_error_found_while_the_gradient_runs_names_the_users_line():
+    def f(x):
+        xs = [x, x * 2.0, x * 3.0]
+        k = slice(1, None)
+        return np.sum(np.array(xs[k]))
+    with pytest.raises(SrcgradError, match="one element of a list") as info:
+        srcgrad.grad(f)(2.0)
+    assert info.value.filename == __file__
+    assert info.value.lineno == f.__code__.co_firstlineno + 3

@@ -399,6 +399,10 @@ class Tensor:
         return seed
 
     def _accumulate(self, g):
+        if np.iscomplexobj(g):
+            raise SrcgradError("the gradient came out complex (a complex constant took part in "
+                               "the computation): srcgrad differentiates real-valued functions "
+                               "of real arguments")
         if self._grad is None:
             self._grad = Tensor(np.array(g, dtype=self._data.dtype))  # a copy this tensor owns
         else:
