@@ -157,6 +157,7 @@ class _Mutation:
     node: object
     what: str
     error: object = None           # refused outright unless the value is a number
+    again: bool = False            # the check again at the end of an enclosing loop
 
 
 class _Scope:
@@ -1143,9 +1144,9 @@ class _Normalizer:
         """At the end of a loop body, the updates in it are seen by the names bound later in
         the body too (on the next iteration), unless the object is made anew each time."""
         for m in list(self.mutations[first:]):
-            if not m.fresh:
+            if not m.fresh and not m.again:
                 self.mutations.append(replace(m, visible=self.live_names(m.scope, m.user),
-                                              upto=self.sharing.count))
+                                              upto=self.sharing.count, again=True))
 
     def check_mutations(self, shapes):
         self.final_shapes = shapes
