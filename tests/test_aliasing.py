@@ -71,10 +71,22 @@ def aug_alias_in_a_branch(x):
 def aug_alias_made_later_in_the_loop(x):
     a = x * 1.0
     b = x * 2.0
+    s = 0.0
     for _ in range(2):
         a += 1.0
+        s = s + np.sum(b * x)        # the second time, b is a: changed by `a += 1.0`
         b = a
-    return np.sum(a * b)
+    return s
+
+
+def write_seen_by_a_view_bound_in_the_last_iteration(X):
+    Y = X * 1.0
+    t = 0.0
+    for i in range(2):
+        r = Y[1]
+        t = t + np.sum(r * X[0])
+        Y[1] = Y[1] * 2.0
+    return t
 
 
 def write_through_a_slice(x):
@@ -176,6 +188,31 @@ def element_copy_then_write(x):
     return np.sum(y ** 2) + first
 
 
+def aug_alias_rebound_before_it_is_read(x):
+    a = x * 1.0
+    b = x * 2.0
+    for _ in range(2):
+        a += 1.0
+        b = a
+    return np.sum(a * b)
+
+
+def dead_view_then_write(x):
+    y = x * 1.0
+    v = y[1:]
+    s = np.sum(v * x[1:])
+    y[0] = s
+    return np.sum(y ** 2)
+
+
+def row_view_rebound_each_iteration(x):
+    Y = np.stack([x, 2.0 * x])
+    for i in range(2):
+        r = Y[i]
+        Y[i] = r * x
+    return np.sum(Y ** 2)
+
+
 def fill_loop(x):
     out = np.zeros((3, 2))
     for i, row in enumerate(np.stack([x, x]).T):
@@ -185,7 +222,11 @@ def fill_loop(x):
 
 @pytest.mark.parametrize("f", [aug_of_a_number_alias, aug_of_a_fresh_array,
                                aug_after_the_other_name_moved_on, rows_made_anew_in_the_loop,
-                               element_copy_then_write, fill_loop], ids=lambda f: f.__name__)
+                               element_copy_then_write, fill_loop,
+                               aug_alias_rebound_before_it_is_read, dead_view_then_write,
+                               row_view_rebound_each_iteration,
+                               write_seen_by_a_view_bound_in_the_last_iteration],
+                         ids=lambda f: f.__name__)
 def test_updates_no_other_name_sees_are_differentiated(f):
     check_grads(f, X3.copy())
     assert srcgrad.value_and_grad(f)(X3.copy())[0] == pytest.approx(f(X3.copy()))
@@ -329,3 +370,109 @@ def test_other_uses_of_the_object_are_refused(f, args):
     with pytest.raises(SrcgradError) as info:
         srcgrad.grad(f, wrt="model.w")(*args)
     assert info.value.lineno is not None
+
+
+# ------------------------------------------------- found by review: more ways to share memory
+G = np.array([1.0, 2.0, 3.0])
+
+
+def write_through_an_item_read_out_of_a_list(x):
+    y = x * 1.0
+    ys = [y]
+    z = ys[0]
+    z[0] = 5.0
+    return np.sum(y * x)
+
+
+def aug_of_a_tuple_item(x):
+    y = x * 1.0
+    t = (y, 2.0)
+    a, c = t
+    a += 1.0
+    return np.sum(y * y)
+
+
+def aug_of_a_helpers_pair(x):
+    y = x * 1.0
+    a, b = _pair(y)
+    a += 1.0
+    return np.sum(y * y) + b
+
+
+def _pair(v):
+    return v, 1.0
+
+
+def two_reads_of_one_slot(x):
+    ys = [x * 1.0]
+    z = ys[0]
+    w = ys[0]
+    z += 1.0
+    return np.sum(w * x)
+
+
+def write_through_a_view_of_a_global(x):
+    v = G[:2]
+    v[0] = x[0]
+    return np.sum(G * x)
+
+
+def aug_of_a_global(x):
+    a = G
+    a += x
+    return np.sum(a)
+
+
+def float64_of_an_array_is_the_array(x):
+    y = x * 1.0
+    z = np.float64(y)
+    z += 1.0
+    return np.sum(y * x)
+
+
+@pytest.mark.parametrize("f", [write_through_an_item_read_out_of_a_list, aug_of_a_tuple_item,
+                               aug_of_a_helpers_pair, two_reads_of_one_slot,
+                               write_through_a_view_of_a_global, aug_of_a_global,
+                               float64_of_an_array_is_the_array], ids=lambda f: f.__name__)
+def test_more_ways_to_share_memory_are_refused(f):
+    refused(f, X3.copy())
+
+
+def view_read_by_the_adjoint_then_written(w, x):
+    Y = np.outer(x, x) * 1.0
+    s = np.sum(Y[0] * w)             # d/dw reads Y[0] as it was here
+    Y[0] = 5.0 * w
+    return s + np.sum(Y * w)
+
+
+def test_a_view_the_adjoint_reads_sees_the_array_as_it_was():
+    w, x = np.array([0.3, 0.2]), np.array([1.0, 2.0])
+    check_grads(view_read_by_the_adjoint_then_written, w, x, wrt=(0, 1))
+
+
+# ------------------------------------------- wrt attributes inside loops and branches
+def attribute_in_a_loop(model, x):
+    s = 0.0
+    for _ in range(3):
+        s = s + model.w * x
+    return s
+
+
+def attribute_in_a_branch(model, x):
+    s = 0.0
+    if x > 0:
+        s = model.w * x
+    return s
+
+
+def entry_in_a_loop(p, x):
+    s = 0.0
+    for _ in range(3):
+        s = s + p["w"] * x
+    return s
+
+
+def test_wrt_values_read_inside_loops_and_branches():
+    assert srcgrad.grad(attribute_in_a_loop, wrt="model.w")(Model(), 3.0) == pytest.approx(9.0)
+    assert srcgrad.grad(attribute_in_a_branch, wrt="model.w")(Model(), 3.0) == pytest.approx(3.0)
+    assert srcgrad.grad(entry_in_a_loop, wrt="p")({"w": 2.0}, 3.0) == pytest.approx({"w": 9.0})

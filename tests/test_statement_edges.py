@@ -245,3 +245,81 @@ def test_an_error_found_while_the_gradient_runs_names_the_users_line():
         srcgrad.grad(f)(2.0)
     assert info.value.filename == __file__
     assert info.value.lineno == f.__code__.co_firstlineno + 3
+
+
+# ------------------------------------------------------------------- found by review
+def or_for_its_value(x):
+    return (x[1] or x[2]) * 2.0
+
+
+def and_for_its_value(x):
+    return (x[0] and x[1]) * 3.0
+
+
+def test_and_or_for_their_value_are_differentiated():
+    x = np.array([0.5, -1.0, 2.0])
+    assert srcgrad.grad(or_for_its_value)(x) == pytest.approx([0.0, 2.0, 0.0])
+    assert srcgrad.grad(and_for_its_value)(x) == pytest.approx([0.0, 3.0, 0.0])
+    assert srcgrad.grad(or_for_its_value)(np.array([0.5, 0.0, 2.0])) == pytest.approx([0.0, 0.0, 2.0])
+
+
+def sum_into_out(x):
+    buf = np.zeros(())
+    z = np.sum(x * x, out=buf)
+    return buf * 2.0 + z
+
+
+def integer_sum(x):
+    return np.sum(x * 3.0, dtype=int)
+
+
+def integer_array(x):
+    return np.sum(np.array(x * 3.0, int))
+
+
+def walrus_twice(x):
+    return (t := x[0]) * (t := t + 1.0)
+
+
+def walrus_in_its_own_update(x):
+    s = x[0]
+    s += (s := x[1] * 2.0)
+    return s
+
+
+def eval_through_getattr(x):
+    import builtins
+    return getattr(builtins, "eval")("x[0] * 2.0") + x[1]
+
+
+def dir_of_the_locals(x):
+    return np.sum(x * 2.0) * len(dir())
+
+
+def aug_concatenating_a_list(x):
+    xs = [x[0]]
+    xs += [x[1]]
+    return xs[0]
+
+
+@pytest.mark.parametrize("f, match", [
+    (sum_into_out, "out="), (integer_sum, "dtype"), (integer_array, "dtype"),
+    (walrus_twice, ":="), (walrus_in_its_own_update, ":="),
+    (eval_through_getattr, "variable names"), (dir_of_the_locals, "variable names"),
+    (aug_concatenating_a_list, "lists"),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_refused_with_the_users_line(f, match):
+    with pytest.raises(SrcgradError, match=match) as info:
+        srcgrad.grad(f)(np.array([0.5, -1.0, 2.0]))
+    assert info.value.filename == __file__ and info.value.lineno is not None
+
+
+def zip_with_a_literal(x):
+    s = 0.0
+    for a, b in zip(x, [1.0, 2.0, 3.0]):
+        s = s + a * b
+    return s
+
+
+def test_a_loop_over_zip_with_a_literal_list():
+    assert srcgrad.grad(zip_with_a_literal)(np.array([0.5, -1.0, 2.0])) == pytest.approx([1, 2, 3])

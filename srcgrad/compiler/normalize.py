@@ -142,6 +142,8 @@ class Program:
     guards: list = field(default_factory=list)        # (function, global name, object)
     inlined: list = field(default_factory=list)       # the helpers inlined
     int_names: set = field(default_factory=set)       # range loop indices (shapes.py)
+    sharing: object = None         # which names may share memory (sharing.py), with numbers:
+    is_number: object = None       # a test, once shapes are known, that a name holds a number
 
 
 @dataclass(eq=False)
@@ -158,6 +160,9 @@ class _Mutation:
     what: str
     error: object = None           # refused outright unless the value is a number
     again: bool = False            # the check again at the end of an enclosing loop
+    tick: int = 0                  # when it happens: names read later see the change
+    loop: tuple = None             # (start, end) ticks of a loop body, for the check again:
+    #                                names its next iteration reads before binding them
 
 
 class _Scope:
@@ -216,6 +221,9 @@ class _Normalizer:
         self.mutations = []            # in-place updates, checked against sharing at the end
         self.fresh = {}                # name -> the loop whose body allocates it anew
         self.final_shapes = {}         # the shapes found after normalizing (for the checks)
+        self.tick = 0                  # counts the reads below, in program order
+        self.read_at = {}              # name -> the ticks at which the forward code reads it
+        self.bound_at = {}             # name -> the ticks at which it is bound
         self.outer = []                # the callers' scopes while a helper is inlined
         self.same_statement = {}       # values computed by the current statement, for reuse
         self.lists = set()             # names holding lists (or tuples) of values
@@ -254,6 +262,13 @@ class _Normalizer:
                 self.maybe_unbound.append(target)      # bound on some paths only: None at the top
         if target is not None and self.inputs and step.stmt is None:
             self.alias_input_holder(step)
+        self.reads(step.value, step.stmt, *step.operands, *step.keywords.values())
+        if target is not None:
+            self.bound_at.setdefault(target, []).append(self.tick)
+        elif step.stmt is not None and isinstance(step.stmt, gast.Assign):
+            for t in step.stmt.targets:
+                for n in nodes.names_in(t):
+                    self.bound_at.setdefault(n, []).append(self.tick)
         self.block.append(step)
         self.steps.append(step)
         shared = self.record_sharing(step)
@@ -296,7 +311,10 @@ class _Normalizer:
                                        if n in self.kinds},
                           inlined=self.inlined)
         program.shapes = infer_shapes(program, self.kinds)
+        self.returned_atoms = outputs
         self.check_mutations(program.shapes)
+        program.sharing = self.sharing
+        program.is_number = lambda n, shapes=program.shapes: shapes.get(n) == SCALAR
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
         return program
 
@@ -341,7 +359,20 @@ class _Normalizer:
                     obj = self.scope.parsed.resolve(node)
                 else:
                     continue
-                if obj is not UNRESOLVED and _is_introspection(obj):
+                dynamic = obj is builtins or obj is builtins.__dict__ or (
+                    isinstance(node, gast.Name) and node.id == "__builtins__")
+                if (obj is not UNRESOLVED and _is_introspection(obj)) or dynamic:
+                    raise self.error(node, f"cannot differentiate a function that calls "
+                                           f"`{nodes.to_source(node)}`: it reads or runs code by "
+                                           "variable names, which the gradient renames; write the "
+                                           "expression out")
+            for node in gast.walk(stmt):
+                if not isinstance(node, gast.Call):
+                    continue
+                callee = self.scope.parsed.resolve(node.func)
+                named = [a.value for a in node.args[1:2] if isinstance(a, gast.Constant)]
+                if (callee is builtins.dir and not node.args) or (
+                        callee is builtins.getattr and named and named[0] in _INTROSPECTION):
                     raise self.error(node, f"cannot differentiate a function that calls "
                                            f"`{nodes.to_source(node)}`: it reads or runs code by "
                                            "variable names, which the gradient renames; write the "
@@ -426,6 +457,14 @@ class _Normalizer:
         reads = [n for n in gast.walk(expr) if isinstance(n, gast.Name)
                  and isinstance(n.ctx, gast.Load)]
         expr = visit(expr, False)
+        names_bound = [name_ for name_, _, _ in found]
+        twice = {n for n in names_bound if names_bound.count(n) > 1}
+        if isinstance(stmt, gast.AugAssign) and isinstance(stmt.target, gast.Name):
+            twice |= {stmt.target.id} & set(names_bound)   # `s += (s := ...)` reads s first
+        if twice:
+            raise self.error(stmt, f"cannot differentiate `:=` that binds `{sorted(twice)[0]}` "
+                                   "where the same statement also binds or updates it: assign "
+                                   "the values on lines of their own")
         for name_, _, where in found:      # `x + (x := 2 * x)`: x is read before it is bound
             if any(n.id == name_ and _position(n) < where for n in reads):
                 raise self.error(stmt, f"cannot differentiate `:=` whose name `{name_}` the same "
@@ -598,6 +637,7 @@ class _Normalizer:
     def stmt_If(self, stmt):
         item = IfItem(self.condition(stmt.test), [], [], self.origin)
         self.block.append(item)
+        self.reads(item.cond)
         self.branches(item, lambda: self.nested(item.body, stmt.body),
                       lambda: self.nested(item.orelse, stmt.orelse),
                       _stored_names(stmt.body + stmt.orelse))
@@ -653,11 +693,27 @@ class _Normalizer:
         else:
             self.emit(Step(name_, atom, self.origin))
 
+    def expr_BoolOp(self, node, target):
+        """`a or b` used for its value is `a if a else b` (`a and b`: `b if a else a`), with
+        `a` computed once."""
+        first = self.operand(node.values[0])
+        if isinstance(first, gast.Name):
+            self.scope.env.setdefault(first.id, first)
+        rest = node.values[1:]
+        other = rest[0] if len(rest) == 1 else gast.copy_location(
+            gast.BoolOp(op=node.op, values=rest), rest[0])
+        if isinstance(node.op, gast.Or):
+            choice = gast.IfExp(test=first, body=first, orelse=other)
+        else:
+            choice = gast.IfExp(test=first, body=other, orelse=first)
+        return self.atom(gast.copy_location(choice, node), target)
+
     def expr_IfExp(self, node, target):
         target = target or self.names.fresh("choice")
         self.mutable.add(target)
         item = IfItem(self.condition(node.test), [], [], self.origin)
         self.block.append(item)
+        self.reads(item.cond)
         before = self.same_statement
         def branch(items, expr):
             saved = self.block
@@ -715,12 +771,15 @@ class _Normalizer:
         saved = scope.loop_users
         scope.loop_users = found
         self.block.append(item)
-        first = len(self.mutations)
+        first, start = len(self.mutations), self.tick
+        self.reads(source)
+        for n in nodes.names_in(target) if target is not None else ():
+            self.bound_at.setdefault(n, []).append(self.tick)   # bound as each iteration starts
         try:
             self.nested(item.body, body_stmts, loop=item)
         finally:
             scope.loop_users = saved
-        self.recheck_after_loop(first)
+        self.recheck_after_loop(first, start)
         return item
 
     def stmt_For(self, stmt):
@@ -781,6 +840,11 @@ class _Normalizer:
         """`for row in X` over a differentiated array X: `for i in range(len(X)): row = X[i]`."""
         pairs, index_user, reverse, start = self.loop_pairs(stmt.target, stmt.iter)
         sequences = [self.operand(seq) for _, seq in pairs]
+        for k, seq in enumerate(sequences):
+            if not isinstance(seq, gast.Name):      # `zip(x, [1.0, 2.0])`: the list gets a name
+                held = self.names.fresh(describe(seq))
+                self.emit(Step(held, seq, self.origin))
+                sequences[k] = nodes.name(held)
         stored = set(_stored_names(list(stmt.body))) | {n for part, _ in pairs for n in nodes.names_in(part)}
         rebound = {a.id for u, a in self.scope.env.items() if isinstance(a, gast.Name) and u in stored}
         sequences = [self.held(seq) if isinstance(seq, gast.Name) and seq.id in rebound else seq
@@ -842,6 +906,7 @@ class _Normalizer:
         self.emit(Step(counter, nodes.const(0), self.origin))
         item = self.loop("while", None, counter, stmt, stmt.body, test=None)
         item.test = self.rename(stmt.test)
+        self.reads(item.test)
 
     def lower_exits(self, loop):
         """Rewrite `break` and `continue` in `loop`'s own body as flags guarding what follows:
@@ -919,8 +984,8 @@ class _Normalizer:
                                    "which the caller passed in (every call would change the "
                                    "caller's list); build a new list inside the function")
         value = self.operand(call.args[0])
-        self.mutated(call.func.value.id, atom.id, "list", call,
-                     f"appending to `{call.func.value.id}` would change both")
+        mutation = self.mutated(call.func.value.id, atom.id, "list", call,
+                                f"appending to `{call.func.value.id}` would change both")
         if isinstance(value, gast.Name):         # the list now holds this very object
             self.sharing.holds(atom.id, value.id)
         active = isinstance(value, gast.Name) and self.is_active_name(value.id)
@@ -930,6 +995,8 @@ class _Normalizer:
             self.active.add(atom.id)
         self.same_statement = {}
         self.block.append(Append(atom.id, value, self.origin, active or self.is_active_name(atom.id)))
+        self.reads(value)
+        mutation.tick = self.tick
 
     def stmt_Assert(self, stmt):
         self.emit(Step(None, None, self.origin, stmt=self.rename(stmt)))
@@ -989,11 +1056,16 @@ class _Normalizer:
         target = stmt.target
         if isinstance(target, gast.Subscript):
             read = gast.Subscript(value=target.value, slice=target.slice, ctx=gast.Load())
-            return self.setitem(target, gast.BinOp(left=read, op=stmt.op, right=stmt.value), stmt)
+            return self.setitem(target, gast.copy_location(
+                gast.BinOp(left=read, op=stmt.op, right=stmt.value), stmt), stmt)
         if not isinstance(target, gast.Name):
             raise self.error(stmt, "cannot differentiate an in-place update of an attribute")
+        first = len(self.mutations)
         self.check_not_aliased(target, stmt)
-        self.assign(target, gast.BinOp(left=nodes.name(target.id), op=stmt.op, right=stmt.value))
+        self.assign(target, gast.copy_location(
+            gast.BinOp(left=nodes.name(target.id), op=stmt.op, right=stmt.value), stmt))
+        for m in self.mutations[first:]:          # the update reads its operands first
+            m.tick = self.tick
 
     def bind_atom(self, user, atom):
         """Bind the user's variable to an atom already normalized (`a, b = b, a`; `a = b = v`)."""
@@ -1135,18 +1207,45 @@ class _Normalizer:
 
     def mutated(self, user, name_, kind, node, what):
         """`name_` (the user's `user`) changes in place here: refused at the end if another
-        live name may see the change (an array that turns out to be a number never does)."""
+        live name may see the change (an array that turns out to be a number never does).
+        The caller sets the mutation's tick once the update has read its operands."""
         fresh = bool(self.loops) and self.fresh.get(name_) is self.loops[-1]
-        self.mutations.append(_Mutation(name_, user, kind, self.live_names(self.scope, user),
-                                        self.sharing.count, fresh, self.scope, node, what))
+        mutation = _Mutation(name_, user, kind, self.live_names(self.scope, user),
+                             self.sharing.count, fresh, self.scope, node, what, tick=self.tick)
+        self.mutations.append(mutation)
+        return mutation
 
-    def recheck_after_loop(self, first):
+    def reads(self, *exprs):
+        """The forward code reads the names in `exprs` here (the next tick)."""
+        self.tick += 1
+        for expr in exprs:
+            if isinstance(expr, str):
+                self.read_at.setdefault(expr, []).append(self.tick)
+            elif expr is not None:
+                for n in nodes.names_in(expr):
+                    self.read_at.setdefault(n, []).append(self.tick)
+
+    def read_later(self, n, m, returned):
+        """Whether the forward code reads `n` after update `m` before binding `n` anew (on
+        the next iteration of `m.loop`: reads before the body binds `n`)."""
+        if n in self.params:                  # the caller holds the arguments: always live
+            return True
+        binds = self.bound_at.get(n, ())
+        if m.loop is not None:
+            start, end = m.loop
+            return any(start < r <= end and not any(start < b < r for b in binds)
+                       for r in self.read_at.get(n, ()))
+        return n in returned and not any(b > m.tick for b in binds) or any(
+            r > m.tick and not any(m.tick < b < r for b in binds) for r in self.read_at.get(n, ()))
+
+    def recheck_after_loop(self, first, start):
         """At the end of a loop body, the updates in it are seen by the names bound later in
         the body too (on the next iteration), unless the object is made anew each time."""
         for m in list(self.mutations[first:]):
             if not m.fresh and not m.again:
                 self.mutations.append(replace(m, visible=self.live_names(m.scope, m.user),
-                                              upto=self.sharing.count, again=True))
+                                              upto=self.sharing.count, again=True,
+                                              loop=(start, self.tick)))
 
     def check_mutations(self, shapes):
         self.final_shapes = shapes
@@ -1157,12 +1256,22 @@ class _Normalizer:
                 raise m.error
             reach = self.sharing.same_list(m.name, m.upto) if m.kind == "list" else \
                 self.sharing.observers(m.name, m.upto, lambda n: shapes.get(n) == SCALAR)
-            others = sorted({m.visible[n] for n in reach if n in m.visible})
+            returned = {o.id for o in self.returned_atoms if isinstance(o, gast.Name)}
+            others = sorted({m.visible[n] for n in reach if n in m.visible
+                             and self.read_later(n, m, returned)})
+            outside = sorted(n for n in reach if n in self.names.cells or (
+                n in self.names.globals_read and not self.names.is_user(n)))
+            if outside:
+                raise m.scope.parsed.error(m.node, f"`{m.user}` may share memory with "
+                                                   f"`{outside[0]}`, which the function does not "
+                                                   f"own (a global), so {m.what.replace('both', 'it')}"
+                                                   f"; copy it first (`{m.user} = {m.user}.copy()`)")
             if others:
                 them = ", ".join(f"`{o}`" for o in others)
-                fix = f"copy it first (`{m.user} = {m.user}.copy()`)" if m.kind == "list" or \
-                    not isinstance(m.node, gast.AugAssign) else \
-                    f"write `{m.user} = {m.user} {_opsym(m.node.op)} ...` instead"
+                fix = f"write `{m.user} = {m.user} {_opsym(m.node.op)} ...` instead" if \
+                    m.kind == "array" and isinstance(m.node, gast.AugAssign) and \
+                    isinstance(m.node.target, gast.Name) else \
+                    f"copy it first (`{m.user} = {m.user}.copy()`)"
                 raise m.scope.parsed.error(m.node, f"`{m.user}` may share memory with {them} here, "
                                                    f"so {m.what}; {fix}")
 
@@ -1283,8 +1392,8 @@ class _Normalizer:
             raise self.error(stmt, "cannot differentiate writing into a dict or set; keep "
                                    "differentiated values in arrays, lists or variables")
         value_atom = self.operand(value)
-        self.mutated(user, current.id, "list" if current.id in self.lists else "array", stmt,
-                     "writing into it would change both")
+        mutation = self.mutated(user, current.id, "list" if current.id in self.lists else "array",
+                                stmt, "writing into it would change both")
         if (current.id in self.params and current.id not in self.copied) or self.is_view(current.id):
             # never write into the caller's array (or through a view into another one)
             if self.loops:
@@ -1308,6 +1417,8 @@ class _Normalizer:
         self.same_statement = {}                   # what was read before the write is stale
         item = SetItem(current.id, index, value_atom, self.origin, active)
         self.block.append(item)
+        self.reads(index, value_atom)
+        mutation.tick = self.tick
         if active:
             self.active.add(current.id)
 
@@ -1351,8 +1462,10 @@ class _Normalizer:
                 return True
             atom = self.scope.env.get(node.id)
             return isinstance(atom, gast.Name) and atom.id in self.active
-        if isinstance(node, (gast.Constant, gast.Compare, gast.BoolOp)):
+        if isinstance(node, (gast.Constant, gast.Compare)):
             return False
+        if isinstance(node, gast.BoolOp):          # `a or b` is a or b, not a truth value
+            return any(self.is_active(v) for v in node.values)
         if isinstance(node, gast.UnaryOp) and isinstance(node.op, gast.Not):
             return False
         if isinstance(node, gast.Attribute):
@@ -1737,8 +1850,20 @@ class _Normalizer:
         if len(args) > len(params):
             raise self.error(node, f"{rule.name} is differentiated for at most {len(params)} "
                                    "positional arguments")
+        if "dtype" in params and params.index("dtype") < len(args) and \
+                not _is_float_dtype(self, args[params.index("dtype")]):
+            raise self.error(node, f"{rule.name} with dtype={nodes.to_source(args[params.index('dtype')])}"
+                                   ": differentiated for float dtypes only (an integer result has "
+                                   "no gradient: use srcgrad.stop_gradient)")
         keywords = {}
         for kw in node.keywords:
+            if kw.arg == "out" and not (isinstance(kw.value, gast.Constant) and kw.value.value is None):
+                raise self.error(kw.value, f"cannot differentiate {rule.name} with `out=`, which "
+                                           "writes into an array in place; assign the result")
+            if kw.arg == "dtype" and not _is_float_dtype(self, kw.value):
+                raise self.error(kw.value, f"{rule.name} with dtype={nodes.to_source(kw.value)}: "
+                                           "differentiated for float dtypes only (an integer "
+                                           "result has no gradient: use srcgrad.stop_gradient)")
             if kw.arg not in params:
                 raise self.error(kw.value, f"{rule.name}: the argument `{kw.arg}` is not supported "
                                            "by its derivative rule")
@@ -2052,6 +2177,21 @@ def _assignments(node):
     return []
 
 
+def _is_float_dtype(normalizer, node):
+    """Whether a dtype argument surely names a floating-point type."""
+    import numpy as np
+    if isinstance(node, gast.Constant):
+        value = node.value
+    else:
+        value = normalizer.resolve(node)
+        if value is UNRESOLVED:
+            return False
+    try:
+        return value is not None and np.issubdtype(np.dtype(value), np.floating)
+    except TypeError:
+        return False
+
+
 def _position(node):
     return getattr(node, "lineno", 0) or 0, getattr(node, "col_offset", 0) or 0
 
@@ -2075,6 +2215,10 @@ def _is_library(filename):
 
 _HARMLESS = {builtins.len, builtins.isinstance, builtins.type, builtins.print, builtins.id,
              builtins.hasattr, builtins.str, builtins.repr}
+
+
+_INTROSPECTION = {"eval", "exec", "locals", "vars", "globals", "compile", "_getframe",
+                  "currentframe", "stack", "dir", "__import__"}
 
 
 def _is_introspection(obj):

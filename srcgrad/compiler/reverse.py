@@ -97,6 +97,7 @@ class _Reverse:
 
     # ---- analysis
     def run(self):
+        self._shared = {}
         outputs = [o for o in self.p.outputs if isinstance(o, gast.Name) and o.id in self.p.active]
         self.needed = self.needed_names(outputs)
         self.summed = self.summed_once(outputs)
@@ -292,8 +293,9 @@ class _Reverse:
             if self.contributes(step) and self.is_plain(step):
                 for name_ in {n for _, n in self.contributions(step)} & self.summed:
                     self.done(step.origin, name_)    # a dead value: it contributes nothing
-            if step.target is not None:
-                self.kill(step.target)
+            if step.target is not None and not (step.target in self.wrt
+                                                and step.target not in self.p.params):
+                self.kill(step.target)          # (`self_w = self.w` keeps the adjoint of w)
         if step.target is not None:
             if step.saved:
                 self.emit(Line(step.origin, step.target, kind="restore"))
@@ -649,6 +651,8 @@ class _Reverse:
         """Names whose restores are read afterwards (by values, or by `shapes` only)."""
         skip = {id(c.args[1]) for c in self.shape_refs}
         reads = [self.reads_of(line, skip, shapes) for line, _ in flat]
+        if not shapes:                   # reading a view (`row = Y[0]`) reads Y's memory
+            reads = [self.sharing_of(names) for names in reads]
         in_loop = {}
         for (line, loops), names in zip(flat, reads):
             for loop in loops:
@@ -661,6 +665,18 @@ class _Reverse:
                     needed.add(line.target)
             later |= names
         return needed
+
+    def sharing_of(self, names):
+        """`names` and the names whose memory they may share (views of one array)."""
+        sharing = self.p.sharing
+        if sharing is None or not names:
+            return names
+        found = set(names)
+        for n in names:
+            if n not in self._shared:
+                self._shared[n] = sharing.same_list(n, sharing.count, self.p.is_number)
+            found |= self._shared[n]
+        return found
 
     def reads_of(self, line, skip=(), shapes=False):
         """The forward names one line of the adjoint sweep reads: their values, or (with

@@ -26,9 +26,11 @@ import operator
 class Sharing:
     def __init__(self):
         self.count = 0
-        self._same = {}           # name -> [(fact index, other name)]
+        self._same = {}           # name -> [(fact index, other name, when)]
         self._held_by = {}        # object name -> [(fact index, list name)]
+        self._holds = {}          # list name -> [(fact index, object name)]
         self._readers = {}        # list name -> [(fact index, name read out of it)]
+        self._read_from = {}      # name -> [(fact index, list name it was read out of)]
 
     def same(self, a, b, when=None):
         """`when`: a test, asked once shapes are known, of whether the fact holds at all
@@ -40,40 +42,60 @@ class Sharing:
 
     def holds(self, xs, v):
         self._held_by.setdefault(v, []).append((self.count, xs))
+        self._holds.setdefault(xs, []).append((self.count, v))
         self.count += 1
 
     def item(self, c, xs):
         self._readers.setdefault(xs, []).append((self.count, c))
+        self._read_from.setdefault(c, []).append((self.count, xs))
         self.count += 1
 
-    def same_list(self, name, upto):
+    def same_list(self, name, upto, is_number=lambda n: False):
+        """The names that may be `name`'s very object, or a view of its memory."""
         found, todo = {name}, [name]
         while todo:
             for k, other, when in self._same.get(todo.pop(), ()):
-                if k < upto and other not in found and (when is None or when()):
+                if k < upto and other not in found and not is_number(other) and (
+                        when is None or when()):
                     found.add(other)
                     todo.append(other)
         return found
 
     def observers(self, name, upto, is_number=lambda n: False):
         """Names that may see an in-place change of `name`'s object: the names that may be
-        it (or a view of it), and the lists that may hold it. A number (`is_number`) is
-        never shared: no path runs through one (`v = x[0]` of a vector is a copy)."""
-        same, holders, todo = {name}, set(), [name]
+        it (or a view of it), the lists that may hold it, and what was or is read out of
+        those lists. A number (`is_number`) is never shared: no path runs through one
+        (`v = x[0]` of a vector is a copy)."""
+        same, lists, todo = {name}, set(), [name]
+
+        def reach(n):
+            if n not in same and not is_number(n):
+                same.add(n)
+                todo.append(n)
+
+        def add_list(xs):
+            for ys in self.same_list(xs, upto) - lists:
+                lists.add(ys)
+                for k, c in self._readers.get(ys, ()):   # `c = xs[0]` may be this object
+                    if k < upto:
+                        reach(c)
+
         while todo:
             n = todo.pop()
-            reached = [o for k, o, when in self._same.get(n, ())
-                       if k < upto and (when is None or when())]
-            for k, xs in self._held_by.get(n, ()):
-                if k < upto and xs not in holders:
-                    holders |= self.same_list(xs, upto)
-            for xs in list(holders):
-                reached += [c for k, c in self._readers.get(xs, ()) if k < upto]
-            for other in reached:
-                if other not in same and not is_number(other):
-                    same.add(other)
-                    todo.append(other)
-        return same | holders
+            for k, o, when in self._same.get(n, ()):
+                if k < upto and (when is None or when()):
+                    reach(o)
+            for k, xs in self._held_by.get(n, ()):       # lists that may hold it
+                if k < upto:
+                    add_list(xs)
+            for k, xs in self._read_from.get(n, ()):     # `n = xs[0]`: n may be any item
+                if k < upto:
+                    add_list(xs)
+                    for ys in self.same_list(xs, upto):
+                        for j, v in self._holds.get(ys, ()):
+                            if j < upto:
+                                reach(v)
+        return same | lists
 
 
 def may_return_argument(callee, method=None):
@@ -122,7 +144,8 @@ def _tables():
                  np.require, np.frombuffer, operator.getitem, builtins.min, builtins.max,
                  builtins.list, builtins.tuple, builtins.sorted, builtins.reversed, builtins.zip,
                  builtins.enumerate, builtins.iter, builtins.next, builtins.getattr,
-                 builtins.vars, builtins.dict}
+                 builtins.vars, builtins.dict, np.float64, np.float32, np.float16,
+                 np.longdouble, np.int64, np.int32, np.bool_, np.complex128}
         fresh = {builtins.len, builtins.range, builtins.float, builtins.int, builtins.bool,
                  builtins.abs, builtins.round, builtins.sum, builtins.isinstance, builtins.print,
                  builtins.str, builtins.repr, builtins.hash, builtins.id, builtins.type,
