@@ -346,6 +346,48 @@ class _Differentiated:
             if why is not None:
                 raise ArgumentError(f"{self.fn.__name__}'s argument {why}")
 
+    def check_one_path(self, args, kwargs, inputs):
+        """Refuse a wrt value (or an object holding it) that the function can also reach by
+        another argument or another attribute (`f(m, m)`, tied weights `o.a is o.b`,
+        `self.me = self`): srcgrad would differentiate one path and take the other for a
+        constant."""
+        def shareable(v):
+            return not isinstance(v, (int, float, complex, str, bytes, bool, np.number, type(None)))
+
+        objects = {}                                  # id -> (label, object)
+        for label, i, steps in inputs:
+            obj, path = self.root(args, kwargs, i), self.params[i]
+            chain = [(path, obj)]
+            for kind, part in steps:
+                obj = getattr(obj, part, None) if kind == "attr" else obj.get(part) \
+                    if isinstance(obj, dict) else None
+                path = input_label(path, ((kind, part),))
+                chain.append((path, obj))
+            for path, obj in chain:
+                if shareable(obj):
+                    objects.setdefault(id(obj), (path, obj))
+        if not objects:
+            return
+        others = [(self.params[j] if j < len(self.params) else f"argument {j}", a)
+                  for j, a in enumerate(args)] + list((kwargs or {}).items())
+        roots = {self.params[i] for _, i, _ in inputs}
+        for name, value in others:
+            if name not in roots and shareable(value) and id(value) in objects:
+                raise ArgumentError(f"{self.fn.__name__}'s argument {name} is {objects[id(value)][0]}:"
+                                    " srcgrad would differentiate one and hold the other constant;"
+                                    " pass the object once")
+        for path, obj in list(objects.values()):
+            fields = obj if isinstance(obj, dict) else getattr(obj, "__dict__", None)
+            if not isinstance(fields, dict):
+                continue
+            for k, v in fields.items():
+                inner = f"{path}[{k!r}]" if isinstance(obj, dict) else f"{path}.{k}"
+                if shareable(v) and id(v) in objects and objects[id(v)][0] != inner:
+                    raise ArgumentError(f"{inner} is {objects[id(v)][0]}: one object reached by "
+                                        "two paths (tied weights, an object holding itself); "
+                                        "srcgrad would differentiate one path and hold the other "
+                                        "constant")
+
     def key(self, args, kwargs):
         """_key(args, kwargs), and for values read out of arguments (inputs) their labels,
         kinds and the classes of objects whose attributes they are."""
@@ -355,8 +397,9 @@ class _Differentiated:
             return _key(args, kwargs)
         values = self.input_values(args, kwargs, inputs)
         self.check(args, kwargs, inputs, values)
+        self.check_one_path(args, kwargs, inputs)
         key = _key(args, kwargs, values)
-        classes = tuple(type(self.root(args, kwargs, i)) for label, i, steps in inputs
+        classes = tuple(_class_of(self.root(args, kwargs, i)) for label, i, steps in inputs
                         if steps[0][0] == "attr")
         return key[:-1] + (("inputs", tuple(label for label, _, _ in inputs), key[-1], classes),)
 
@@ -385,8 +428,9 @@ class _Differentiated:
         kinds = _kinds(self.params, key, bool(kwargs))
         kinds.update(_kinds(labels, input_kinds))
         roots = [self.params[i] for _, i, steps in inputs if steps[0][0] == "attr"]
-        for root, cls in zip(roots, classes):
+        for root, (cls, shadowed) in zip(roots, classes):
             kinds[f"type({root})"] = cls
+            kinds[f"shadowed({root})"] = shadowed
         # what is compiled: each wrt name, a dict one as its entries; how to pack them back
         wrt, layout = [], []
         for name in self.wrt:
@@ -501,6 +545,16 @@ class _Differentiated:
 
     def __repr__(self):
         return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"
+
+
+def _class_of(obj):
+    """An object's class, and the names its own attributes take from the class's functions
+    (`model.forward = ...` set on the instance: its methods are not the class's then)."""
+    cls = type(obj)
+    own = getattr(obj, "__dict__", None)
+    if not own:
+        return cls, ()
+    return cls, tuple(sorted(k for k in own if isinstance(getattr(cls, k, None), types.FunctionType)))
 
 
 def _at_users_line(exc, fn, compiled):
@@ -801,6 +855,10 @@ def _check_seed(seed, value):
         for s, v in zip(seed, value):
             _check_seed(s, v)
         return
+    if seed is None or isinstance(seed, (str, bytes)) or not np.issubdtype(
+            np.asarray(seed).dtype, np.number) or np.iscomplexobj(seed):
+        raise SrcgradError(f"the seed must be a real number or array of the output's shape, "
+                           f"not {seed!r}")
     if np.ndim(seed) != 0 and np.shape(seed) != np.shape(value):
         raise SrcgradError(f"the seed has shape {np.shape(seed)} but the function's output has "
                            f"shape {np.shape(value)}: pass a seed of the output's shape")

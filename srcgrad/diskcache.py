@@ -279,6 +279,9 @@ def _describe(obj):
         return ["module", obj.__name__] if sys.modules.get(obj.__name__) is obj else None
     if isinstance(obj, (int, float, str, bool, type(None))):
         return ["const", obj]
+    if type(obj) in (tuple, list):              # defaults, the rule registry's version
+        parts = [_describe(o) for o in obj]
+        return None if any(p is None for p in parts) else [type(obj).__name__, parts]
     module = getattr(obj, "__module__", None)
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     if isinstance(module, str) and isinstance(name, str) and "<" not in name:
@@ -296,6 +299,10 @@ def _resolve(ref):
         return importlib.import_module(ref[1])
     if kind == "const":
         return ref[1]
+    if kind == "tuple":
+        return tuple(_resolve(part) for part in ref[1])
+    if kind == "list":
+        return [_resolve(part) for part in ref[1]]
     obj = importlib.import_module(ref[1])
     for part in ref[2].split("."):
         obj = getattr(obj, part)

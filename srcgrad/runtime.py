@@ -333,11 +333,27 @@ def _share(found, position):
     return found[position] if position < len(found) else None
 
 
-def rule_part(found, position, like):
-    """Argument `position`'s adjoint from what a multi-statement vjp rule returned (one
-    value, or a tuple with one per argument; None, or nothing, for none: zeros like `like`)."""
+def rule_part(found, position, like, count=1):
+    """Argument `position`'s adjoint from what a multi-statement vjp rule of `count`
+    arguments returned (one value, or a tuple with one per argument; None, or nothing,
+    for none: zeros like `like`). A tuple of another length, or an adjoint whose shape
+    does not broadcast to the argument's, is the rule's mistake: refused."""
+    from .errors import SrcgradError
+    if found is not None and count > 1 and (not isinstance(found, tuple) or len(found) != count):
+        got = f"a tuple of {len(found)}" if isinstance(found, tuple) else "one value"
+        raise SrcgradError(f"a vjp rule of {count} arguments returned {got}: return a tuple "
+                           "with one adjoint (or None) per argument")
     part = _share(found, position)
-    return zeros_like(like) if part is None else part
+    if part is None:
+        return zeros_like(like)
+    if np.shape(part) != np.shape(like):
+        try:
+            return sum_to_shape(part, np.shape(like)) if np.ndim(part) >= np.ndim(like) else \
+                np.broadcast_to(part, np.shape(like)) * 1.0
+        except ValueError:
+            raise SrcgradError(f"a vjp rule returned an adjoint of shape {np.shape(part)} for "
+                               f"argument {position}, of shape {np.shape(like)}") from None
+    return part
 
 
 def partial_part(found, position, *args):

@@ -476,3 +476,35 @@ def test_wrt_values_read_inside_loops_and_branches():
     assert srcgrad.grad(attribute_in_a_loop, wrt="model.w")(Model(), 3.0) == pytest.approx(9.0)
     assert srcgrad.grad(attribute_in_a_branch, wrt="model.w")(Model(), 3.0) == pytest.approx(3.0)
     assert srcgrad.grad(entry_in_a_loop, wrt="p")({"w": 2.0}, 3.0) == pytest.approx({"w": 9.0})
+
+
+# ------------------------------------------------- one object reached by two paths
+class _Box:
+    def __init__(self, w):
+        self.w = w
+
+
+def two_arguments(a, b, x):
+    return np.sum(a.w * b.w * x)
+
+
+def two_attributes(o, x):
+    return np.sum(o.s1.w * o.s2.w * x)
+
+
+def test_one_object_passed_twice_is_refused():
+    m = _Box(np.array([2.0]))
+    with pytest.raises(SrcgradError, match="argument b is a"):
+        srcgrad.grad(two_arguments, wrt="a.w")(m, m, 3.0)
+    assert srcgrad.grad(two_arguments, wrt="a.w")(m, _Box(np.array([2.0])), 3.0) == pytest.approx([6.0])
+
+
+def test_tied_weights_and_an_object_holding_itself_are_refused():
+    m = _Box(np.array([2.0]))
+    o = _Box(None)
+    o.s1, o.s2 = m, m
+    with pytest.raises(SrcgradError, match="o.s2 is o.s1"):
+        srcgrad.grad(two_attributes, wrt="o.s1.w")(o, 3.0)
+    m.me = m
+    with pytest.raises(SrcgradError, match="m.me is m"):
+        srcgrad.grad(lambda m, x: np.sum(m.w * m.me.w * x), wrt="m.w")(m, 3.0)

@@ -402,7 +402,7 @@ def test_multi_statement_vjp_on_python_floats(user_rules):
 
 def test_multi_statement_vjp_is_called_in_the_generated_code(user_rules):
     text = srcgrad.source(srcgrad.grad(scaled_loss, wrt=(0, 1)), np.ones((2, 3)), np.ones(3))
-    assert "rule_part(scaled_vjp(" in text and ", 0, a)" in text and ", 1, b)" in text
+    assert "rule_part(scaled_vjp(" in text and ", 0, a, 2)" in text and ", 1, b, 2)" in text
 
 
 def test_multi_statement_vjp_with_none_for_one_input(user_rules):
@@ -513,3 +513,59 @@ def test_reductions_over_an_empty_axis(f, shape):
         warnings.simplefilter("ignore", RuntimeWarning)
         source, taped = both_engines(f, x)
     assert source[0].shape == shape and taped[0].shape == shape
+
+
+def short_rule(a, b):
+    return a * b
+
+
+def _short_rule_vjp(g, y, a, b):
+    if np.ndim(g) > 3:
+        raise ValueError("too many dimensions")
+    return (g * b,)                         # forgot b's adjoint
+
+
+def unsummed(a, b):
+    return a * b
+
+
+def _unsummed_vjp(g, y, a, b):
+    if np.ndim(g) > 3:
+        raise ValueError("too many dimensions")
+    return g * b, g * a                     # b's adjoint left at the output's shape
+
+
+def wrong_shape(a, b):
+    return a * b
+
+
+def _wrong_shape_vjp(g, y, a, b):
+    if np.ndim(g) > 3:
+        raise ValueError("too many dimensions")
+    return g * b, np.ones(7)
+
+
+@pytest.fixture
+def mistaken_rules():
+    registry.vjp(short_rule)(_short_rule_vjp)
+    registry.vjp(unsummed)(_unsummed_vjp)
+    registry.vjp(wrong_shape)(_wrong_shape_vjp)
+    yield
+    for primal in (short_rule, unsummed, wrong_shape):
+        registry._RULES.pop(id(primal))
+
+
+def test_a_rule_returning_too_few_adjoints_is_refused(mistaken_rules):
+    with pytest.raises(srcgrad.SrcgradError, match="returned a tuple of 1"):
+        srcgrad.grad(lambda a, b: np.sum(short_rule(a, b)), wrt=(0, 1))(np.ones(3), 2.0)
+
+
+def test_an_adjoint_at_the_outputs_shape_is_summed_to_the_argument(mistaken_rules):
+    a = np.array([0.5, -1.0, 2.0])
+    got = srcgrad.grad(lambda a, b: np.sum(unsummed(a, b)), wrt=(0, 1))(a, 2.0)
+    assert got[0] == pytest.approx(np.full(3, 2.0)) and got[1] == pytest.approx(np.sum(a))
+
+
+def test_an_adjoint_of_another_shape_is_refused(mistaken_rules):
+    with pytest.raises(srcgrad.SrcgradError, match="shape"):
+        srcgrad.grad(lambda a, b: np.sum(wrong_shape(a, b)), wrt=(0, 1))(np.ones(3), np.ones(3))

@@ -292,3 +292,65 @@ def test_a_cell_whose_text_does_not_match_its_code_is_refused():
             srcgrad.grad(ns["cell_loss"])(X)
     finally:
         linecache.cache.pop(fname, None)
+
+
+# ------------------------------------------------------------ found by review
+def _scaled_by_default(x, k=2.0):
+    return x * k
+
+
+def _calls_a_helper_with_a_default(x):
+    return _helper_with_default(x)
+
+
+def _helper_with_default(x, k=3.0):
+    return x * k
+
+
+def test_changed_defaults_compile_again():
+    df, dg = srcgrad.grad(_scaled_by_default), srcgrad.grad(_calls_a_helper_with_a_default)
+    assert (df(1.0), dg(1.0)) == (2.0, 3.0)
+    old = _scaled_by_default.__defaults__, _helper_with_default.__defaults__
+    try:
+        _scaled_by_default.__defaults__, _helper_with_default.__defaults__ = (7.0,), (5.0,)
+        assert (df(1.0), dg(1.0)) == (7.0, 5.0)
+    finally:
+        _scaled_by_default.__defaults__, _helper_with_default.__defaults__ = old
+
+
+def _user_function(x):
+    return x * 2.0
+
+
+def test_a_rule_registered_again_is_used():
+    from srcgrad.rules import registry
+    try:
+        srcgrad.rules.partial(_user_function, lambda x: 3.0)
+        df = srcgrad.grad(lambda x: _user_function(x) * 1.0)
+        assert df(1.0) == 3.0
+        srcgrad.rules.partial(_user_function, lambda x: 2.0)
+        assert df(1.0) == 2.0
+    finally:
+        registry._RULES.pop(id(_user_function), None)
+
+
+class _Layer:
+    def __init__(self):
+        self.w = 0.7
+
+    def forward(self, x):
+        return self.w * x
+
+    def loss(self, x):
+        return self.forward(x) ** 2
+
+
+def test_a_method_hidden_by_the_instances_own_attribute_is_refused():
+    layer = _Layer()
+    df = srcgrad.grad(layer.loss, wrt="self.w")
+    assert df(0.7) == pytest.approx(2 * 0.7 * 0.7 * 0.7)
+    layer.forward = lambda x: 100.0 * x
+    with pytest.raises(srcgrad.SrcgradError, match="hides the method"):
+        df(0.7)
+    del layer.forward
+    assert df(0.7) == pytest.approx(2 * 0.7 * 0.7 * 0.7)

@@ -323,3 +323,26 @@ def zip_with_a_literal(x):
 
 def test_a_loop_over_zip_with_a_literal_list():
     assert srcgrad.grad(zip_with_a_literal)(np.array([0.5, -1.0, 2.0])) == pytest.approx([1, 2, 3])
+
+
+def adds_a_complex_constant(x):
+    return x + 1j
+
+
+def returns_a_string(x):
+    y = x * 2.0
+    return "done"
+
+
+@pytest.mark.parametrize("f", [adds_a_complex_constant, returns_a_string], ids=lambda f: f.__name__)
+def test_outputs_that_are_not_real_numbers_are_refused(f):
+    with pytest.raises(SrcgradError) as info:
+        srcgrad.grad(f)(1.0)
+    assert info.value.filename == __file__
+
+
+@pytest.mark.parametrize("seed", [None, "a", 1j])
+def test_a_pullback_seed_must_be_a_real_number(seed):
+    _, pullback = srcgrad.vjp(lambda x: x * 2.0, np.ones(2))
+    with pytest.raises(SrcgradError, match="seed"):
+        pullback(seed)

@@ -315,6 +315,13 @@ class _Normalizer:
         self.check_mutations(program.shapes)
         program.sharing = self.sharing
         program.is_number = lambda n, shapes=program.shapes: shapes.get(n) == SCALAR
+        from ..rules import registry
+        for fn in [self.top.fn] + self.inlined:   # defaults the code was built with
+            if getattr(fn, "__defaults__", None) is not None:
+                self.guards[(fn, "=.__defaults__")] = fn.__defaults__
+            if getattr(fn, "__kwdefaults__", None) is not None:
+                self.guards[(fn, "=.__kwdefaults__")] = dict(fn.__kwdefaults__)
+        self.guards[(registry, "=._VERSION")] = list(registry._VERSION)  # rules registered since
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
         return program
 
@@ -353,6 +360,9 @@ class _Normalizer:
         read or run code by the names srcgrad renames, so their effect is unknown."""
         for stmt in stmts:
             for node in gast.walk(stmt):
+                if isinstance(node, gast.Constant) and isinstance(node.value, complex):
+                    raise self.error(node, "cannot differentiate complex numbers: srcgrad "
+                                           "differentiates real-valued functions of real values")
                 if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
                     obj = self.scope.parsed.resolve(node)
                 elif isinstance(node, gast.Attribute) and isinstance(node.ctx, gast.Load):
@@ -566,6 +576,10 @@ class _Normalizer:
         value = stmt.value
         if value is None:
             raise self.error(stmt, "the function returns nothing to differentiate")
+        for part in value.elts if isinstance(value, (gast.Tuple, gast.List)) else [value]:
+            if isinstance(part, gast.Constant) and not isinstance(part.value, (int, float)):
+                raise self.error(part, f"the function returns {part.value!r}, not a number "
+                                       "to differentiate")
         if target is not None and not isinstance(value, (gast.Tuple, gast.List)):
             return [self.atom(value, target)], False, stmt
         if isinstance(value, (gast.Tuple, gast.List)):
@@ -1669,9 +1683,14 @@ class _Normalizer:
         method on its class compiles again)."""
         if not isinstance(func.value, gast.Name):
             return None
-        cls = self.kinds.get(f"type({self.scope.env[func.value.id].id})")
+        root = self.scope.env[func.value.id].id
+        cls = self.kinds.get(f"type({root})")
         if not isinstance(cls, type):
             return None
+        if func.attr in self.kinds.get(f"shadowed({root})", ()):
+            raise self.error(func, f"cannot differentiate `{nodes.to_source(func)}(...)`: the "
+                                   f"object's own attribute `{func.attr}` hides the method of "
+                                   f"its class {cls.__name__}; call a function instead")
         home = next((c for c in cls.__mro__ if func.attr in c.__dict__), None)
         method = home.__dict__[func.attr] if home is not None else None
         if not isinstance(method, types.FunctionType):

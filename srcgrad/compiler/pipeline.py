@@ -73,7 +73,9 @@ def _guard_checker(checks):
         else:                                   # an attribute path on an object
             value = f"_b{k}"
         value += "".join(f".{attr}" for attr in path)
-        if isinstance(obj, _BOUND):             # read anew each time: the same method
+        if kind == "equal":                     # defaults: an equal value will do
+            tests.append(f"{value} == _o{k}")
+        elif isinstance(obj, _BOUND):           # read anew each time: the same method
             tests.append(f"_same({value}, _o{k})")
         else:
             tests.append(f"{value} is _o{k}")
@@ -109,10 +111,13 @@ def _guard_checks(guards):
     - (function, "name.a.b"): the attribute chain `name.a.b` read the same way;
     - (class, "name"): a method, looked up on the class and its bases;
     - (object, ".a.b"): the attribute chain `.a.b` of that object (a module imported inside
-      the function)."""
+      the function);
+    - (function, "=.__defaults__"): an attribute whose value must stay equal (defaults)."""
     checks, seen = [], set()
     for owner, name, obj in guards:
-        if name.startswith("."):
+        if name.startswith("=."):
+            kind, base, root, path = "equal", owner, None, tuple(name[2:].split("."))
+        elif name.startswith("."):
             kind, base, root, path = "object", owner, None, tuple(name[1:].split("."))
         elif isinstance(owner, type):
             kind, base, root, path = "method", owner, name, ()

@@ -97,9 +97,11 @@ def _calling(rule, defaults):
     while fn_name in rule.params or fn_name == part_name:
         fn_name = "_" + fn_name
     args = [nodes.name(p) for p in rule.primal_params]
+    count = len(rule.primal_params)
     parts = [nodes.call(part_name, [nodes.call(fn_name, [nodes.name(p) for p in rule.params]),
-                                    nodes.const(position)] + ([args[position]] if vjp else args))
-             for position in range(len(rule.primal_params))]
+                                    nodes.const(position)]
+                        + ([args[position], nodes.const(count)] if vjp else args))
+             for position in range(count)]
     return Template(rule, rule.params, defaults, [], gast.Tuple(elts=parts, ctx=gast.Load()),
                     called=True, own_globals={fn_name: rule.fn, part_name: getattr(runtime, part_name)})
 
