@@ -1126,7 +1126,8 @@ class _Normalizer:
             sources = []
             if step.rule.kind == "pullback":     # a recursive call may return an argument
                 sources = [a.id for a in step.operands[1:] if isinstance(a, gast.Name)]
-            elif (primal is identity or (primal is not None and may_return_argument(primal))) \
+            elif (primal is identity or (primal is not None and may_return_argument(primal)
+                                         and not _fresh_method_call(step.value))) \
                     and step.operands and isinstance(step.operands[0], gast.Name):
                 sources = [step.operands[0].id]
             getitem = primal is __import__("operator").getitem
@@ -1439,7 +1440,8 @@ class _Normalizer:
     def is_view(self, name_):
         maker = next((s for s in reversed(self.steps) if s.target == name_), None)
         return maker is not None and maker.rule is not None and maker.rule.primal is not None \
-            and maker.rule.primal is not identity and may_return_argument(maker.rule.primal)
+            and maker.rule.primal is not identity and may_return_argument(maker.rule.primal) \
+            and not _fresh_method_call(maker.value)
 
     # ---- activity
     def resolve(self, func):
@@ -2209,6 +2211,12 @@ def _is_float_dtype(normalizer, node):
         return value is not None and np.issubdtype(np.dtype(value), np.floating)
     except TypeError:
         return False
+
+
+def _fresh_method_call(value):
+    """`x.flatten()`: a method that shares its rule with a view (np.ravel) but copies."""
+    return isinstance(value, gast.Call) and isinstance(value.func, gast.Attribute) and \
+        not may_return_argument(None, value.func.attr)
 
 
 def _position(node):
