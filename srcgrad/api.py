@@ -103,6 +103,7 @@ def _wrt_names(fn, wrt):
 # The kind of a numpy scalar or 0-d array argument: a scalar to the compiler (see
 # _kinds), but its gradient takes its dtype, where a Python number's is a float.
 NUMPY_SCALAR = ("scalar", "numpy")
+NUMPY_0D = ("scalar", "0-d array")     # a number to the compiler, but it changes in place
 
 
 def _key(args, kwargs=None, extra=None):
@@ -134,7 +135,9 @@ def _kind(value, shapes, dims):
             symbols = tuple(1 if n == 1 else dims.setdefault(n, len(dims) + 2) for n in value.shape)
             found = shapes[value.shape] = ("array", ("dims", symbols), value.ndim)
         return found
-    if kind is np.ndarray or isinstance(value, (float, int, np.generic)):
+    if kind is np.ndarray:
+        return NUMPY_0D
+    if isinstance(value, (float, int, np.generic)):
         return NUMPY_SCALAR
     return None
 
@@ -188,7 +191,9 @@ def _kinds(params, key, keywords=False):
     pairs = list(zip(params, key[:-1] if keywords else key))
     if keywords:
         pairs += list(key[-1])
-    return {p: SCALAR if k == NUMPY_SCALAR else k for p, k in pairs if k is not None}
+    kinds = {p: SCALAR if k in (NUMPY_SCALAR, NUMPY_0D) else k for p, k in pairs if k is not None}
+    kinds.update({f"0d({p})": True for p, k in pairs if k == NUMPY_0D})
+    return kinds
 
 
 # the types of gradients of Python numbers that float() would not take as they are

@@ -124,7 +124,7 @@ def sum_adjoint(g, iterable):
 def zeros_like(x):
     """A zero gradient for `x`: 0.0 for a Python number, zeros for an array, a list of
     zero gradients for a list or tuple."""
-    if isinstance(x, (int, float)):
+    if x is None or isinstance(x, (int, float)):   # None: a list not made yet
         return 0.0
     if isinstance(x, (list, tuple)):
         return [zeros_like(e) for e in x]

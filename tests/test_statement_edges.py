@@ -346,3 +346,56 @@ def test_a_pullback_seed_must_be_a_real_number(seed):
     _, pullback = srcgrad.vjp(lambda x: x * 2.0, np.ones(2))
     with pytest.raises(SrcgradError, match="seed"):
         pullback(seed)
+
+
+# ------------------------------------------------------------ found by the generators
+def update_of_a_0d_array_through_an_alias(x):
+    a = np.asarray(np.sum(x * x))
+    b = a
+    b += x[0]
+    return a * 1.0 + b
+
+
+def update_of_a_0d_argument_through_an_alias(a, x):
+    b = a
+    b += x
+    return a * x
+
+
+def test_a_0d_array_is_changed_in_place_so_an_alias_update_is_refused():
+    with pytest.raises(SrcgradError, match="may share memory"):
+        srcgrad.grad(update_of_a_0d_array_through_an_alias)(np.array([0.5, -1.0]))
+    with pytest.raises(SrcgradError, match="may share memory"):
+        srcgrad.grad(update_of_a_0d_argument_through_an_alias, wrt=1)(np.array(2.0), 3.0)
+    assert srcgrad.grad(update_of_a_0d_argument_through_an_alias, wrt=1)(2.0, 3.0) == 2.0
+
+
+def repeated_columns(x):
+    y = np.zeros((2, 2))
+    y[:, [0, 0]] = x
+    return np.sum(y * np.array([[1.0, 2.0], [3.0, 4.0]]))
+
+
+def test_a_repeated_index_next_to_a_slice_keeps_the_last_write():
+    g = srcgrad.grad(repeated_columns)(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert g == pytest.approx(np.array([[0.0, 1.0], [0.0, 3.0]]))
+
+
+def list_made_in_the_loop(p):
+    t = 0.0
+    for j in range(3):
+        hs = [p * j]
+        t = t + hs[0] * p
+    return t + hs[0]
+
+
+def list_appended_in_the_loop(p):
+    for j in range(2):
+        hs = []
+        hs.append(p)
+    return sum(hs)
+
+
+def test_a_list_made_anew_in_a_loop_body():
+    assert srcgrad.grad(list_made_in_the_loop)(0.3) == pytest.approx(3.8)
+    assert srcgrad.grad(list_appended_in_the_loop)(0.3) == pytest.approx(1.0)

@@ -221,6 +221,8 @@ class _Normalizer:
         self.mutations = []            # in-place updates, checked against sharing at the end
         self.fresh = {}                # name -> the loop whose body allocates it anew
         self.final_shapes = {}         # the shapes found after normalizing (for the checks)
+        self.maybe_0d = {p for p in self.params if kinds.get(f"0d({p})")}   # 0-d arrays: a
+        #                                number to the shapes, yet changed in place by `+=`
         self.tick = 0                  # counts the reads below, in program order
         self.read_at = {}              # name -> the ticks at which the forward code reads it
         self.bound_at = {}             # name -> the ticks at which it is bound
@@ -272,6 +274,8 @@ class _Normalizer:
         self.block.append(step)
         self.steps.append(step)
         shared = self.record_sharing(step)
+        if target is not None and self.makes_0d_array(step):
+            self.maybe_0d.add(target)
         if target is not None and self.loops:
             if self.block is self.loops[-1].body and not shared:
                 self.fresh[target] = self.loops[-1]
@@ -314,7 +318,7 @@ class _Normalizer:
         self.returned_atoms = outputs
         self.check_mutations(program.shapes)
         program.sharing = self.sharing
-        program.is_number = lambda n, shapes=program.shapes: shapes.get(n) == SCALAR
+        program.is_number = self.numbers(program.shapes)
         from ..rules import registry
         for fn in [self.top.fn] + self.inlined:   # defaults the code was built with
             if getattr(fn, "__defaults__", None) is not None:
@@ -1262,15 +1266,41 @@ class _Normalizer:
                                               upto=self.sharing.count, again=True,
                                               loop=(start, self.tick)))
 
+    def makes_0d_array(self, step):
+        """Whether a step may make a 0-d array (which shapes call a number): an array
+        constructor or copy, a reshape, `x[...]`; not arithmetic, ufuncs or reductions."""
+        import numpy as np
+        value = step.value
+        if step.rule is not None:
+            return step.rule.primal in _ARRAY_MAKERS()
+        if isinstance(value, gast.Subscript):
+            return any(isinstance(n, gast.Constant) and n.value is Ellipsis
+                       for n in gast.walk(value.slice))
+        if isinstance(value, gast.Call):
+            callee = self.generated_callee(value.func)
+            if callee is UNRESOLVED:
+                return isinstance(value.func, gast.Attribute) and value.func.attr in (
+                    "copy", "reshape", "squeeze", "view", "astype", "__array__")
+            return callee in _ARRAY_MAKERS() or (callee is np.array)
+        return False
+
+    def numbers(self, shapes):
+        """A test that a name surely holds a number (never a 0-d array, even one shared)."""
+        maybe = set()
+        for n in self.maybe_0d:
+            maybe |= self.sharing.same_list(n, self.sharing.count)
+        return lambda n: shapes.get(n) == SCALAR and n not in maybe
+
     def check_mutations(self, shapes):
         self.final_shapes = shapes
+        is_number = self.numbers(shapes)
         for m in self.mutations:
-            if m.kind == "array" and shapes.get(m.name) == SCALAR:
+            if m.kind == "array" and is_number(m.name):
                 continue                          # numbers are never changed in place
             if m.error is not None:
                 raise m.error
             reach = self.sharing.same_list(m.name, m.upto) if m.kind == "list" else \
-                self.sharing.observers(m.name, m.upto, lambda n: shapes.get(n) == SCALAR)
+                self.sharing.observers(m.name, m.upto, is_number)
             returned = {o.id for o in self.returned_atoms if isinstance(o, gast.Name)}
             others = sorted({m.visible[n] for n in reach if n in m.visible
                              and self.read_later(n, m, returned)})
@@ -2211,6 +2241,19 @@ def _is_float_dtype(normalizer, node):
         return value is not None and np.issubdtype(np.dtype(value), np.floating)
     except TypeError:
         return False
+
+
+_MAKERS = None
+
+
+def _ARRAY_MAKERS():
+    global _MAKERS
+    if _MAKERS is None:
+        import numpy as np
+        _MAKERS = {np.array, np.asarray, np.asanyarray, np.copy, np.zeros, np.ones, np.empty,
+                   np.full, np.zeros_like, np.ones_like, np.empty_like, np.full_like, np.reshape,
+                   np.squeeze, np.require, np.ascontiguousarray}
+    return _MAKERS
 
 
 def _fresh_method_call(value):

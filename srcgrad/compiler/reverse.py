@@ -308,7 +308,11 @@ class _Reverse:
             part = nodes.subscript(target, item.index)
             if array not in self.p.lists and _may_repeat(item.index, self.p.int_names):
                 # `y[[0, 0]] = v`: the last write to a position wins
-                part = nodes.call(self.cell("last_writes", runtime.last_writes), [target, item.index])
+                index = item.index
+                if any(isinstance(n, gast.Slice) for n in gast.walk(index)):   # `y[:, [0, 0]]`
+                    import numpy
+                    index = nodes.subscript(nodes.attribute(nodes.name(self.cell("np", numpy)), "s_"), index)
+                part = nodes.call(self.cell("last_writes", runtime.last_writes), [target, index])
             for _, name_ in self.contributions(item):
                 if array in self.p.lists:
                     share = part                  # a list element: replaced below, not changed
@@ -599,7 +603,7 @@ class _Reverse:
     def zeros_line(self, origin, name_, bound=None):
         """`d_v = zeros_like(v)`; `d_v = 0.0` where `v` may not be bound (then no path
         through here defines `v`, and the zero only keeps the adjoint defined)."""
-        if bound is not None and name_ not in bound:
+        if bound is not None and name_ not in bound and name_ not in self.p.lists:
             self.owned.discard(name_)
             return Line(origin, self.adjoint_name(name_), nodes.const(0.0), kind="zeros")
         if self.p.shapes.get(name_) != SCALAR and not self.defined_in_loop(name_):
