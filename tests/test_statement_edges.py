@@ -399,3 +399,15 @@ def list_appended_in_the_loop(p):
 def test_a_list_made_anew_in_a_loop_body():
     assert srcgrad.grad(list_made_in_the_loop)(0.3) == pytest.approx(3.8)
     assert srcgrad.grad(list_appended_in_the_loop)(0.3) == pytest.approx(1.0)
+
+
+def array_first_bound_in_a_while_and_indexed(p):
+    n = 0
+    while np.mean(y := np.tanh(p * np.ones(3))) > 0.163 and n < 2:
+        n = n + 1
+        p = 0.8 * p + np.tanh(y[n])
+    return np.sum(y * 0.5) + p
+
+
+def test_an_array_first_bound_inside_a_loop_and_written_by_index_in_the_sweep():
+    check_grads(array_first_bound_in_a_while_and_indexed, 0.9)

@@ -98,6 +98,7 @@ class _Reverse:
     # ---- analysis
     def run(self):
         self._shared = {}
+        self._inits = None
         outputs = [o for o in self.p.outputs if isinstance(o, gast.Name) and o.id in self.p.active]
         self.needed = self.needed_names(outputs)
         self.summed = self.summed_once(outputs)
@@ -603,14 +604,28 @@ class _Reverse:
     def zeros_line(self, origin, name_, bound=None):
         """`d_v = zeros_like(v)`; `d_v = 0.0` where `v` may not be bound (then no path
         through here defines `v`, and the zero only keeps the adjoint defined)."""
-        if bound is not None and name_ not in bound and name_ not in self.p.lists:
+        if bound is not None and name_ not in bound:
             self.owned.discard(name_)
+            if name_ in self._none_first():     # None on the first iteration, a value later:
+                return Line(origin, self.adjoint_name(name_),   # its zeros (read: kept)
+                            nodes.call(self.cell("zeros_like", runtime.zeros_like),
+                                       [nodes.name(name_)]), kind="assign")
             return Line(origin, self.adjoint_name(name_), nodes.const(0.0), kind="zeros")
         if self.p.shapes.get(name_) != SCALAR and not self.defined_in_loop(name_):
             self.owned.add(name_)
         return Line(origin, self.adjoint_name(name_),
                     nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(name_)]),
                     kind="zeros")
+
+    def _none_first(self):
+        """Names the forward sweep sets to None before a loop or branch first binds them:
+        `zeros_like(v)` can read them (0.0 for None, zeros shaped like a later value)."""
+        if self._inits is None:
+            self._inits = set(self.p.maybe_unbound)
+            for item in _walk_items(self.p.body):
+                if isinstance(item, LoopItem):
+                    self._inits.update(item.inits)
+        return self._inits
 
     def read_outside(self, loop):
         """Names read by steps outside `loop` or returned."""
@@ -808,6 +823,16 @@ def _record_bound(items, bound, found):
             inner = set(bound) | (nodes.names_in(item.target) if item.target is not None else set())
             _record_bound(item.body, inner, found)
     return bound
+
+
+def _walk_items(items):
+    for item in items:
+        yield item
+        if isinstance(item, IfItem):
+            yield from _walk_items(item.body)
+            yield from _walk_items(item.orelse)
+        elif isinstance(item, LoopItem):
+            yield from _walk_items(item.body)
 
 
 def _may_repeat(index, ints):
