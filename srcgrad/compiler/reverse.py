@@ -99,6 +99,7 @@ class _Reverse:
     def run(self):
         self._shared = {}
         self._inits = None
+        self.zero_reads = set()
         outputs = [o for o in self.p.outputs if isinstance(o, gast.Name) and o.id in self.p.active]
         self.needed = self.needed_names(outputs)
         self.summed = self.summed_once(outputs)
@@ -118,7 +119,7 @@ class _Reverse:
         seed_params = self.seed(outputs)
         self.block(self.p.body)
         grads = [self.final_gradient(w) for w in self.wrt]
-        saved = self.saved_names() - self.recomputed
+        saved = (self.saved_names() - self.recomputed) | self.zero_reads
         skip = {id(c.args[1]) for c in self.shape_refs}
         referenced = set().union(*[self.reads_of(line) | self.reads_of(line, skip, shapes=True)
                                    for line in flatten(self.out)])
@@ -607,6 +608,7 @@ class _Reverse:
         if bound is not None and name_ not in bound:
             self.owned.discard(name_)
             if name_ in self._none_first():     # None on the first iteration, a value later:
+                self.zero_reads.add(name_)      # (kept, with its None first, to be read here)
                 return Line(origin, self.adjoint_name(name_),   # its zeros (read: kept)
                             nodes.call(self.cell("zeros_like", runtime.zeros_like),
                                        [nodes.name(name_)]), kind="assign")
