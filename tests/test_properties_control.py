@@ -30,6 +30,12 @@ optionally an int `k` (0-4):
 - if / elif / else on run-time values (and/or/not of float and int
   comparisons), a name bound in every arm (a join), early returns in the arms
   (outside loops), `break` / `continue` under conditions;
+- walrus in conditions: `if (y := e) > t:` and `if np.sum(y := e) < t:` (a new
+  name or one in scope, scalar or array), `while (y := e) < t and n < K:` (y
+  rebound by every test, squashed), y read afterwards by every return;
+- np.clip(e, lo, hi) with bounds of any shape that broadcasts with e (e a scalar
+  and bounds of shape (2, 3), ...), constant arrays or expressions that carry a
+  gradient, lo < hi;
 - 0-3 module-level helper functions with loops, branches and early returns of
   their own, a defaulted parameter, calling earlier helpers, each called once
   or twice (inside loops too);
@@ -39,17 +45,19 @@ optionally an int `k` (0-4):
 - lists built with append (unconditionally or under a branch) and reduced
   with np.stack / np.array / np.concatenate / sum / indexing / a loop over them;
 - a scalar return value (np.sum / np.mean / float of an expression, plus the
-  values that nothing read), or for the vjp property a (3,) / (2, 3) array
-  checked through a random seed; gradients with respect to 1-3 of the float
-  parameters, by name or by index.
+  values that nothing read, plus reductions of empty slices: np.sum(x[:0] ** 2),
+  np.prod(x[:0]), ...), or for the vjp property a (3,) / (2, 3) array checked
+  through a random seed; gradients with respect to 1-3 of the float parameters, by
+  name or by index.
 
 Each program is checked with check_grads (rtol 1e-4, atol 1e-6; the grad form
 against the vjp form, arguments unchanged), and srcgrad's value (vjp and grad
 forms) against the function's.
 
 Branch conditions must not flip under the finite differences' steps: the
-program is run once more with every comparison instrumented (an AST rewrite of
-the same source); a program with a float comparison closer than MARGIN to a tie,
+program is run once more with every comparison and every np.clip instrumented (an
+AST rewrite of the same source); a program with a float comparison (or an element
+of np.clip's argument and one of its bounds) closer than MARGIN to a tie,
 that takes other branches (or whose value jumps) when every argument moves by
 1e-4 relatively, or whose derivative along a random direction differs between
 steps of 1e-5 and 1e-6 (too curved for the finite differences), is discarded
@@ -58,19 +66,26 @@ squashing (tanh ...) what a loop carries, and programs whose value is large are
 discarded. The array values come from a numpy generator seeded by hypothesis,
 the thresholds from hypothesis.
 
+The instrumented run also records, before each `t op= e`, whether t is a number;
+srcgrad's refusal of an update of a number is tolerated (the program discarded)
+while NUMBER_UPDATES_ARE_ACCEPTED is False, see the flag.
+
 Shrinking is off (phases): shrinking these programs takes minutes. A failure
 prints the program, its arguments and srcgrad's generated code as drawn; switch
 off GENERATE_* features to narrow it down, and reduce it by hand.
 
 Bugs this generator found are reduced by hand to regression tests at the end
-of the file. While a bug is open its test is a strict xfail and the GENERATE_*
-flag of the construct that triggers it is off; none is open now.
+of the file (the later ones in tests/test_properties_aliases.py). While a bug is
+open its test is a strict xfail and the GENERATE_* flag of the construct that
+triggers it is off: GENERATE_AUG_OF_LOOP_ELEMENT and
+GENERATE_EARLY_RETURN_HELPER_IN_LOOP_IN_BRANCH now.
 """
 import ast
 import itertools
 import linecache
 import math
 import operator
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -100,6 +115,10 @@ GENERATE_FILL = True
 GENERATE_LISTS = True
 GENERATE_AUGMENTED = True
 GENERATE_TUPLE_ASSIGNMENT = True
+GENERATE_WALRUS = True          # `if (y := e) > t:`, `while (y := e) < t and n < K:`
+# (not `while n < K and (y := e) < t:`: srcgrad refuses `:=` right of `and` or `or`)
+GENERATE_CLIP = True            # np.clip(e, lo, hi), lo and hi arrays that broadcast against e
+GENERATE_EMPTY_REDUCTIONS = True   # np.sum(x[:0] ** 2), np.prod(x[:0]) added to the result
 
 # Constructs that hit a bug once (the regression test is named in each comment).
 # Switch a construct off here while its bug is open, with a strict xfail test.
@@ -128,6 +147,29 @@ GENERATE_HELPER_PARAM_LOOP_IN_BRANCH = True
 # or after an early return: test_sum_in_a_branch_and_an_element_read (read-only
 # adjoint) and test_adjoints_shared_after_a_branch (wrong gradient)
 GENERATE_INDEXED_ARRAY_IN_BRANCH = True
+# a list made anew in a loop body (`for j in range(2): hs = [p]`) and read after the
+# loop: the generated code failed (TypeError / AttributeError on `d_hs`):
+# tests/test_properties_aliases.py::test_list_made_in_a_loop_body (fixed)
+GENERATE_LIST_IN_LOOP = True
+# `t *= e` into the target of a loop over a tuple of floats (`for t in (c, 2 * c): t *= 2.0`):
+# refused ('`t` may share memory with `t_2`'), though t is a float:
+# tests/test_properties_aliases.py::test_update_of_a_loop_target_over_a_tuple_of_floats
+GENERATE_AUG_OF_LOOP_ELEMENT = False
+# a row written through a slice more than once, `for i in range(4): out[i % 2, :] = e`:
+# the generated code had `last_writes(d_out, (i % 2, :))`, a SyntaxError:
+# tests/test_properties_aliases.py::test_write_through_an_index_with_a_slice (fixed)
+GENERATE_REWRITTEN_ROW_SLICE = True
+# srcgrad refuses some updates of a number, `r -= 0.5` ("may share memory", or "is the
+# caller's array" for a helper's parameter), where its shapes cannot tell that the value
+# is a number: `r = a[1]` of an array that an if arm rebinds, `h(p[-1])` of p = a +
+# np.zeros(3) (tests/test_properties_aliases.py::test_update_of_an_element_*). While this
+# is False such a refusal (at a line where the instrumented run only ever updates numbers)
+# discards the program instead of failing it.
+NUMBER_UPDATES_ARE_ACCEPTED = False
+# a call of a helper with an early return in a loop in an if arm (the arm not taken):
+# tests/test_properties_aliases.py::test_helper_with_an_early_return_called_in_a_loop_in_a_branch
+# (fixed)
+GENERATE_EARLY_RETURN_HELPER_IN_LOOP_IN_BRANCH = True
 
 _FILES = itertools.count()
 
@@ -149,6 +191,24 @@ _OPS = {"Lt": operator.lt, "Gt": operator.gt, "LtE": operator.le, "GtE": operato
 
 
 class _Instrument(ast.NodeTransformer):
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "clip" and \
+                isinstance(func.value, ast.Name) and func.value.id == "np":
+            node.func = ast.copy_location(ast.Name("_clip", ast.Load()), func)
+        return node
+
+    def visit_AugAssign(self, node):
+        """`t op= e`: first reports whether t is a number (`_aug(line, t)`)."""
+        self.generic_visit(node)
+        if not isinstance(node.target, ast.Name):
+            return node
+        call = ast.Call(func=ast.Name("_aug", ast.Load()),
+                        args=[ast.Constant(node.lineno), ast.Name(node.target.id, ast.Load())],
+                        keywords=[])
+        return [ast.copy_location(ast.Expr(call), node), node]
+
     def visit_Compare(self, node):
         self.generic_visit(node)
         if len(node.ops) != 1:
@@ -165,6 +225,11 @@ class Margins:
     def __init__(self):
         self.smallest = math.inf
         self.trace = []            # the outcome of every comparison, in order
+        self.arrays = set()        # lines of `t op= e` where t was an ndarray (at least once)
+        self.numbers = set()       # lines of `t op= e` where t was a number (at least once)
+
+    def aug(self, line, target):
+        (self.arrays if isinstance(target, np.ndarray) else self.numbers).add(line)
 
     def __call__(self, left, op, right):
         result = _OPS[op](left, right)
@@ -173,12 +238,22 @@ class Margins:
             self.smallest = min(self.smallest, abs(float(left) - float(right)))
         return result
 
+    def clip(self, a, lo, hi):
+        """np.clip, recording which elements it clips and how close each came to a bound."""
+        x, low, high = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, lo, hi)))
+        self.trace.append(tuple((x < low).ravel()) + tuple((x > high).ravel()))
+        if x.size:
+            self.smallest = min(self.smallest, float(np.min(np.abs(x - low))),
+                                float(np.min(np.abs(x - high))))
+        return np.clip(a, lo, hi)
+
 
 def instrumented(src):
     """`src`'s f, every comparison reporting to the Margins in `f.margins`."""
     tree = ast.fix_missing_locations(_Instrument().visit(ast.parse(src)))
     margins = Margins()
-    namespace = {"np": np, "math": math, "srcgrad": srcgrad, "_cmp": margins}
+    namespace = {"np": np, "math": math, "srcgrad": srcgrad, "_cmp": margins,
+                 "_clip": margins.clip, "_aug": margins.aug}
     exec(compile(tree, f"<srcgrad-control-instrumented-{next(_FILES)}>", "exec"), namespace)
     f = namespace["f"]
 
@@ -251,6 +326,7 @@ class Helper:
     bound: float
     nonrange: bool         # it (or a helper it calls) has a loop other than over range(...)
     branched: bool         # it (or a helper it calls) has a branch
+    early: bool = False    # it (or a helper it calls) has an early return
 
 
 def fits(shape, target):
@@ -370,6 +446,9 @@ class Gen:
         self.nonrange = False       # a loop other than over range(...) was drawn
         self.ret_bound = 0.0
         self.features = set()
+        self.walrus_names = set()   # names bound by `:=` in a test, read by every return
+        self.elements = set()       # targets of loops over tuples and lists of values
+        self.calls_early = False    # a helper with an early return is called here
 
     # ---- small draws
     def choice(self, items):
@@ -442,7 +521,9 @@ class Gen:
 
     def callable(self):
         return [h for h in self.helpers if len(self.calls[h.name]) < 2
-                and (self.nonrange_ok() or not h.nonrange)]
+                and (self.nonrange_ok() or not h.nonrange)
+                and (GENERATE_EARLY_RETURN_HELPER_IN_LOOP_IN_BRANCH or not h.early or not (
+                    self.loops and (self.guarded or self.after_return)))]
 
     def merge(self, pre, outs, trips=1, fallthrough=False):
         """The values in scope after a branch (the arms' `outs`) or a loop (one `out`)."""
@@ -529,6 +610,7 @@ class Gen:
         self.features.add("call")
         self.nonrange |= h.nonrange
         self.branched |= h.branched
+        self.calls_early |= h.early
         self.no_indexed += h.branched
         args, alias = [], set()
         params = list(h.params)
@@ -551,9 +633,12 @@ class Gen:
 
     def expr(self, S, depth=2):
         """An expression whose shape broadcasts to S."""
-        form = "leaf" if depth <= 0 else self.choice(["leaf", "unary", "binary", "binary"])
+        form = "leaf" if depth <= 0 else self.choice(["leaf", "unary", "binary", "binary"] * 6
+                                                     + ["clip"] * GENERATE_CLIP)
         if form == "leaf":
             return self.leaf(S)
+        if form == "clip":
+            return self.clip(S, depth)
         if form == "unary":
             e = self.expr(S, depth - 1)
             templates = UNARY + (SCALAR_UNARY if e.shape == () else [])
@@ -566,6 +651,32 @@ class Gen:
                                        or not duplicates(t[0])])
         code = template.format(a.code, b.code, p=par(a.code), q=par(b.code))
         return Expr(code, np.broadcast_shapes(a.shape, b.shape), bound(a.bound, b.bound))
+
+    def clip(self, S, depth):
+        """np.clip(e, lo, hi): the bounds (constant arrays, or expressions that carry a
+        gradient) of any shape that broadcasts to S, lo < hi everywhere. The instrumented
+        run discards a point with an element within MARGIN of a bound."""
+        e = self.expr(S, depth - 1)
+        shapes = [T for T in SHAPES if fits(T, S)]
+        lo = self.clip_bound(self.choice(shapes), -1)
+        hi = self.clip_bound(self.choice(shapes), 1)
+        self.features.add("clip with array bounds" if lo.shape or hi.shape else "clip")
+        shape = np.broadcast_shapes(e.shape, lo.shape, hi.shape)
+        return Expr(f"np.clip({e.code}, {lo.code}, {hi.code})", shape, max(lo.bound, hi.bound))
+
+    def clip_bound(self, T, sign):
+        """A lower (sign -1: in [-1.35, -0.05]) or upper (sign 1: in [0.05, 1.35]) bound."""
+        if self.flag():
+            e = self.squash(self.exact(T, 1))     # |e| <= 1.6
+            return Expr(f"0.4 * {par(e.code)} {'-' if sign < 0 else '+'} 0.7", T, 1.35)
+        n = int(np.prod(T))
+        values = [sign * self.choice([0.1, 0.25, 0.5, 0.8, 1.2]) for _ in range(n)]
+        if T == ():
+            return Expr(repr(values[0]), T, 1.2)
+        if self.flag() and len(set(values)) == 1:
+            return Expr(f"np.full({shape_text(T)}, {values[0]!r})", T, 1.2)
+        literal = np.array(values).reshape(T).tolist()
+        return Expr(f"np.array({literal!r})", T, 1.2)
 
     def exact(self, S, depth=2):
         """An expression of shape exactly S."""
@@ -652,6 +763,33 @@ class Gen:
             t = round(self.choice(fracs) * scale + 0.013, 3)
         return f"{lhs} {self.choice(['<', '>'])} {t}"
 
+    def walrus_cond(self, in_loop_test=False):
+        """`(y := e) > t` (an array: `np.sum(y := e) < t`): binds y, a new name or one in
+        scope, which the function reads afterwards (see ret_expr). `in_loop_test`: the
+        test of a while loop, evaluated again after every iteration."""
+        self.branched = True
+        self.guarded += 1
+        try:
+            S = self.choice(SHAPES)
+            reuse = [v for v in self.rebindable() if v.shape == S]
+            name = self.choice(reuse).name if reuse and self.flag() else self.fresh("y")
+            e = self.small(S, 1)
+            if in_loop_test or name in self.env:
+                e = self.squash(e) if in_loop_test else self.carried(e)
+        finally:
+            self.guarded -= 1
+        b, n = min(e.bound, 2.0), int(np.prod(S))
+        if S == ():
+            lhs, scale = f"({name} := {e.code})", b
+        else:
+            lhs, scale = self.choice([(f"np.sum({name} := {e.code})", b * math.sqrt(n)),
+                                      (f"np.mean({name} := {e.code})", b / 2)])
+        t = round(self.choice([-0.8, -0.4, -0.1, 0.0, 0.3, 0.6, 1.0]) * scale + 0.013, 3)
+        self.define(name, S, e.bound, e.alias)
+        self.walrus_names.add(name)
+        self.features.add("walrus in a while test" if in_loop_test else "walrus in an if test")
+        return f"{lhs} {self.choice(['<', '>'])} {t}"
+
     def int_cond(self):
         i = self.choice(sorted(self.ints))
         t = self.integer(0, max(self.ints[i], 1))
@@ -672,7 +810,8 @@ class Gen:
         trips = int(np.prod(self.loops)) if self.loops else 1
         if len(self.loops) < 2 and trips <= 4:
             forms += ["for"] * 3 + ["while"] * 2 * (GENERATE_WHILE and self.nonrange_ok()) \
-                + ["fill"] * GENERATE_FILL + ["list"] * GENERATE_LISTS
+                + ["fill"] * GENERATE_FILL \
+                + ["list"] * (GENERATE_LISTS and (GENERATE_LIST_IN_LOOP or not self.loops))
         if self.loops:
             forms += ["update"] * 2 + ["brk"] * 4 * GENERATE_BREAK_CONTINUE
         if self.callable():
@@ -739,12 +878,15 @@ class Gen:
         # share memory, and for a float too where t was bound to another name (see
         # test_augmented_assignment_to_a_float_bound_to_another_name)
         # (in a loop, only into a name bound in the loop body: srcgrad counts what the name
-        # held when the loop started as a value it may share)
+        # held when the loop started as a value it may share; for an array, a name first
+        # bound in the body, not one that held a value before the loop and was rebound)
         cands = [v for v in self.rebindable() if v.name not in self.shared and (
-            (v.owned and (v.shape == () or v.name in self.created))
+            (v.owned and (v.shape == () or (v.name in self.created and not (
+                self.loops and v.name in self.loop_outer))))
             or (v.shape == () and (GENERATE_AUG_OF_SCALAR_ALIAS
                                    or (v.param and self.fname == "f"))))
-            and (GENERATE_AUG_OF_SCALAR_ALIAS or v.name not in self.loop_outer)]
+            and (GENERATE_AUG_OF_SCALAR_ALIAS or v.name not in self.loop_outer)
+            and (GENERATE_AUG_OF_LOOP_ELEMENT or v.name not in self.elements)]
         if not cands:
             return self.st_update()
         v = self.choice(cands)
@@ -791,7 +933,8 @@ class Gen:
         n_elif = self.choice([0, 0, 1, 2])
         has_else = self.flag()
         join = (self.fresh("v"), self.choice(SHAPES)) if has_else and self.flag() else None
-        headers = [f"if {self.cond()}:"] + [f"elif {self.cond()}:" for _ in range(n_elif)] \
+        first = self.walrus_cond() if GENERATE_WALRUS and self.flag() else self.cond()
+        headers = [f"if {first}:"] + [f"elif {self.cond()}:" for _ in range(n_elif)] \
             + ["else:"] * has_else
         pre, outs, joined = dict(self.env), [], []
         for header in headers:
@@ -911,6 +1054,8 @@ class Gen:
             self.loop_starts()
             self.env.update(loop_vars)
             self.loop_outer |= set(loop_vars)     # loop targets: elements of what it loops over
+            if header.split(" in ")[1].startswith(("(", "[")) and "range" not in header:
+                self.elements |= set(loop_vars)   # (a loop over a tuple or list of values)
             self.range_loops += is_range
             self.loop_body(pre, trips)
             self.range_loops -= is_range
@@ -921,14 +1066,18 @@ class Gen:
         n = self.fresh("n")
         K = self.choice([1, 2, 3, 4] + ["k"] * ("k" in self.ints))
         hi = 4 if K == "k" else K
-        form = self.choice(["guard", "guard_and", "and_guard", "true"])
+        form = self.choice(["guard", "guard_and", "and_guard", "true"]
+                           + ["walrus"] * GENERATE_WALRUS)
         self.emit(f"{n} = 0")
         if form == "guard":
             header = f"{n} < {K}"
         elif form == "guard_and":
+            # (no walrus here: srcgrad refuses `:=` where it may not run, right of `and`)
             header = f"{n} < {K} and {self.float_cond()}"
         elif form == "and_guard":
             header = f"{self.float_cond()} and {n} < {K}"
+        elif form == "walrus":
+            header = f"{self.walrus_cond(True)} and {n} < {K}"
         else:
             header = "True"
         pre = dict(self.env)
@@ -966,7 +1115,9 @@ class Gen:
             self.range_loops += 1
             self.statements(self.integer(0, 2))
             idx = i if hi < n else f"{i} % {n}"
-            target = f"{out_name}[{idx}]" if not elem or self.flag() else f"{out_name}[{idx}, :]"
+            # (`out[i % n, :]`, a row written more than once: see GENERATE_REWRITTEN_ROW_SLICE)
+            rows = elem and (GENERATE_REWRITTEN_ROW_SLICE or hi < n)
+            target = f"{out_name}[{idx}]" if not rows or self.flag() else f"{out_name}[{idx}, :]"
             form = self.choice(["set", "add", "previous", "branch"])
             self.guarded += form == "branch"        # (the values written in an arm)
             e = self.small(elem, 2)
@@ -1010,6 +1161,8 @@ class Gen:
             self.loop_starts()
             self.env.update(loop_vars)
             self.loop_outer |= set(loop_vars)     # loop targets: elements of what it loops over
+            if header.split(" in ")[1].startswith(("(", "[")) and "range" not in header:
+                self.elements |= set(loop_vars)   # (a loop over a tuple or list of values)
             self.loops.append(max(trips, 1))
             self.range_loops += is_range
             self.statements(self.integer(0, 2))
@@ -1057,7 +1210,19 @@ class Gen:
         unread = [v for v in self.env.values() if not v.read]
         if GENERATE_DEAD_VALUES:
             unread = unread[:3] if final else []
+        unread += [v for v in self.env.values() if v.name in self.walrus_names
+                   and not any(u is v for u in unread)]
         extra = "".join(f" + np.sum({v.name} * 0.5)" for v in unread)
+        arrays = [v for v in self.usable() if v.shape]
+        if GENERATE_EMPTY_REDUCTIONS and final and self.fname == "f" and arrays and self.flag():
+            # 0 and 1: reductions of an empty slice (not np.mean, which is nan)
+            v = self.choice(arrays)
+            # (np.prod(v[:0], axis=0) of a (2, 3) v is np.ones(3): only where (3,) fits)
+            rows = len(v.shape) == 1 or (self.ret is not None and fits((3,), self.ret))
+            form = self.choice(["np.sum({0}[:0] ** 2)", "np.prod({0}[:0])",
+                                "np.sum({0}[2:2] * {0}[:0])"] + ["np.prod({0}[:0], axis=0)"] * rows)
+            extra += " + " + form.format(v.name)
+            self.features.add("empty reduction")
         if self.ret is not None:
             self.ret_bound = max(self.ret_bound, e.bound + sum(v.bound * 3 for v in unread))
             return e.code + extra
@@ -1086,8 +1251,9 @@ def make_helper(draw, j, helpers, calls, names):
         g.emit(f"return {g.ret_expr(True)}")
     sig = ", ".join(f"{p}=0.5" if default and k == n - 1 else p for k, (p, _) in enumerate(params))
     src = f"def {name}({sig}):\n" + "\n".join(g.lines) + "\n"
+    early = g.calls_early or bool({"early return", "return in loop"} & g.features)
     helper = Helper(name, params, default, ret, min(g.ret_bound, 50.0) or 3.0, g.nonrange,
-                    g.branched)
+                    g.branched, early)
     return helper, src, g.features
 
 
@@ -1185,7 +1351,17 @@ def check_program(prog, seed=None):
     if seed is not None:
         kwargs["seed"] = np.random.default_rng(seed).normal(size=prog.ret)
     try:
-        value, pullback = srcgrad.vjp(f, *prog.args, wrt=prog.wrt)
+        try:
+            value, pullback = srcgrad.vjp(f, *prog.args, wrt=prog.wrt)
+        except srcgrad.SrcgradError as exc:
+            where = re.match(r"[^:]*:(\d+):\d+: ", str(exc))
+            line = int(where.group(1)) if where else None
+            refusal = "may share memory" in str(exc) or "is the caller's array" in str(exc)
+            if not NUMBER_UPDATES_ARE_ACCEPTED and refusal and \
+                    line in margins.numbers and line not in margins.arrays:
+                event("refused: an update of a number (discarded)")
+                assume(False)
+            raise
         note("generated (vjp):\n" + pullback.srcgrad.last.source)
         np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-12,
                                    err_msg="srcgrad's value differs from the function's")
@@ -1209,13 +1385,13 @@ def check_program(prog, seed=None):
 # --------------------------------------------------------------------------
 # the properties
 
-@settings(max_examples=160, **SETTINGS)
+@settings(max_examples=135, **SETTINGS)
 @given(programs("scalar"))
 def test_grad_of_random_control_flow_program(prog):
     check_program(prog)
 
 
-@settings(max_examples=120, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(programs("vector"), st.integers(0, 2 ** 32 - 1))
 def test_vjp_of_random_control_flow_program(prog, seed):
     check_program(prog, seed)

@@ -98,7 +98,7 @@ class _Reverse:
     # ---- analysis
     def run(self):
         self._shared = {}
-        self._inits = None
+        self._loops = []                # the loops being swept, outermost first
         self.zero_reads = set()
         outputs = [o for o in self.p.outputs if isinstance(o, gast.Name) and o.id in self.p.active]
         self.needed = self.needed_names(outputs)
@@ -404,6 +404,7 @@ class _Reverse:
                    and self.names.is_user(n) and (n in _exposed(item.body) or n in self.read_outside(item))}
         live_across = (received - defined) | carried
         bound = self.bound_before[id(item)]
+        self._loops.append(item)
         for name_ in sorted(live_across - self.live):
             self.emit(self.zeros_line(item.origin, name_, bound))
         self.live |= live_across
@@ -416,6 +417,7 @@ class _Reverse:
         self.block(item.body)
         for name_ in sorted(live_across - self.live):
             self.out.append(self.zeros_line(item.origin, name_, bound))
+        self._loops.pop()
         for name_ in sorted((owned_at_start - self.owned) & written):
             self.own(item.origin, name_)
         body, self.out = self.out, outer
@@ -620,14 +622,13 @@ class _Reverse:
                     kind="zeros")
 
     def _none_first(self):
-        """Names the forward sweep sets to None before a loop or branch first binds them:
-        `zeros_like(v)` can read them (0.0 for None, zeros shaped like a later value)."""
-        if self._inits is None:
-            self._inits = set(self.p.maybe_unbound)
-            for item in _walk_items(self.p.body):
-                if isinstance(item, LoopItem):
-                    self._inits.update(item.inits)
-        return self._inits
+        """Names the forward sweep sets to None before they are first bound, at a point
+        before this one (the top of the function, or the loops being swept): `zeros_like(v)`
+        can read them (0.0 for None, zeros shaped like a later value)."""
+        found = set(self.p.maybe_unbound)
+        for loop in self._loops:
+            found.update(loop.inits)
+        return found
 
     def read_outside(self, loop):
         """Names read by steps outside `loop` or returned."""
@@ -825,16 +826,6 @@ def _record_bound(items, bound, found):
             inner = set(bound) | (nodes.names_in(item.target) if item.target is not None else set())
             _record_bound(item.body, inner, found)
     return bound
-
-
-def _walk_items(items):
-    for item in items:
-        yield item
-        if isinstance(item, IfItem):
-            yield from _walk_items(item.body)
-            yield from _walk_items(item.orelse)
-        elif isinstance(item, LoopItem):
-            yield from _walk_items(item.body)
 
 
 def _may_repeat(index, ints):
