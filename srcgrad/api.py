@@ -518,20 +518,8 @@ class _Differentiated:
                 grads = compiled.function(*args, **kwargs)
             else:
                 value, grads = compiled.function(*args, **kwargs)
-        except NonScalarOutputError as exc:
-            raise NonScalarOutputError(exc.message, *compiled.return_where) from None
-        except TypeError as exc:
-            error = _bad_call(exc, self.fn, compiled)
-            if error is None:
-                raise
-            raise error from None
-        except RecursionError as exc:
-            error = _too_deep(exc, self.fn)
-            if error is None:
-                raise
-            raise error from None
-        except SrcgradError as exc:
-            error = _at_users_line(exc, self.fn, compiled)
+        except Exception as exc:
+            error = _users_error(exc, self.fn, compiled)
             if error is None:
                 raise
             raise error from None
@@ -560,6 +548,20 @@ def _class_of(obj):
     if not own:
         return cls, ()
     return cls, tuple(sorted(k for k in own if isinstance(getattr(cls, k, None), types.FunctionType)))
+
+
+def _users_error(exc, fn, compiled):
+    """The error the user sees for an exception from generated code: named after the user's
+    function and located at the user's line, not srcgrad's; None to let `exc` through."""
+    if isinstance(exc, NonScalarOutputError):
+        return NonScalarOutputError(exc.message, *compiled.return_where)
+    if isinstance(exc, TypeError):
+        return _bad_call(exc, fn, compiled)
+    if isinstance(exc, RecursionError):
+        return _too_deep(exc, fn)
+    if isinstance(exc, SrcgradError):
+        return _at_users_line(exc, fn, compiled)
+    return None
 
 
 def _at_users_line(exc, fn, compiled):
@@ -778,13 +780,8 @@ def _vjp(d, args, kwargs):
     compiled, args, packing = _vjp_entry(d, args, kwargs)
     try:
         value, pullback = compiled.function(*args, **kwargs)
-    except TypeError as exc:
-        error = _bad_call(exc, d.fn, compiled)
-        if error is None:
-            raise
-        raise error from None
-    except RecursionError as exc:
-        error = _too_deep(exc, d.fn)
+    except Exception as exc:
+        error = _users_error(exc, d.fn, compiled)
         if error is None:
             raise
         raise error from None
@@ -794,8 +791,8 @@ def _vjp(d, args, kwargs):
         _check_seed(seed, value)
         try:
             return _unshared(inner(seed), seed)
-        except RecursionError as exc:
-            error = _too_deep(exc, d.fn)
+        except Exception as exc:
+            error = _users_error(exc, d.fn, compiled)
             if error is None:
                 raise
             raise error from None

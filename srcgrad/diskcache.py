@@ -214,11 +214,16 @@ def _write_key(path, replace):
     except OSError as exc:
         return f"its key file cannot be written ({exc.strerror or exc})"
     finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+        _remove(temp)
+
+
+def _remove(temp):
+    """Delete a temporary file left by a write that did not finish (None: nothing left)."""
+    if temp is not None:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
 
 
 def _sync_directory(folder):
@@ -348,11 +353,7 @@ def store(compiled, fn, wrt, mode, kinds, single):
     except OSError as exc:                      # a full disk, a directory made read-only
         _warn(folder, f"an entry cannot be written ({exc.strerror or exc})")
     finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+        _remove(temp)
 
 
 def _entry(compiled, fn, wrt, mode):

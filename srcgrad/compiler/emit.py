@@ -300,7 +300,6 @@ class _Saved:
             base = {"value": name, "slices": f"{name}_slices", "shape": f"{name}_shape"}[kind]
             self._stacks[key] = self.names.fresh(f"{base}_stack")
         return self._stacks[key]
-        self.restored = restored        # every name a restore of the adjoint sweep is kept for
 
     def __contains__(self, name):
         return name in self.whole

@@ -30,10 +30,10 @@ from .namespace import Namespace, describe
 from .sharing import Sharing, may_return_argument
 from .shapes import SCALAR, infer_shapes
 from .templates import template_for
-from .parse import (UNRESOLVED, input_label, input_steps, lambda_as_def, local_names,
+from .parse import (UNRESOLVED, input_steps, lambda_as_def, local_names,
                     lookup_global, parse_function)
 from .. import rules
-from ..errors import NoSourceError, SrcgradError, UnsupportedError
+from ..errors import NoSourceError, UnsupportedError
 from ..rules.operators import identity, make_list
 from ..runtime import RecursiveCall
 
@@ -264,7 +264,7 @@ class _Normalizer:
                 self.maybe_unbound.append(target)      # bound on some paths only: None at the top
         if target is not None and self.inputs and step.stmt is None:
             self.alias_input_holder(step)
-        self.reads(step.value, step.stmt, *step.operands, *step.keywords.values())
+        self.reads(step.value, step.stmt)          # (the operands are in the value)
         if target is not None:
             self.bound_at.setdefault(target, []).append(self.tick)
         elif step.stmt is not None and isinstance(step.stmt, gast.Assign):
@@ -336,7 +336,7 @@ class _Normalizer:
         both arms can go on (or a loop returns), a flag records that a return ran: the rest
         of the function is guarded by `if not returned:`, and a return inside a loop also
         breaks out of it (and out of the loops around it)."""
-        self.check_introspection(stmts)
+        self.refuse_unknowable(stmts)
         if any(isinstance(n, gast.NamedExpr) for stmt in stmts for n in _walk_own(stmt)):
             stmts = self.hoist_walrus(copy.deepcopy(stmts))   # the parsed tree is cached
         last = stmts[-1] if stmts else None
@@ -359,34 +359,17 @@ class _Normalizer:
             raise self.error(last, "not every path through the function returns a value")
         return lowered + [gast.Return(value=nodes.name(result))]
 
-    def check_introspection(self, stmts):
-        """Refuse `eval`, `exec`, `locals()`, `vars()`, `globals()` and frame access: they
-        read or run code by the names srcgrad renames, so their effect is unknown."""
+    def refuse_unknowable(self, stmts):
+        """Refuse complex literals, and code that reads or runs code by variable names
+        (`eval`, `exec`, `locals()`, `vars()`, `globals()`, frames, `dir()`): srcgrad
+        renames the variables, so its effect is unknown."""
+        resolve = self.scope.parsed.resolve
         for stmt in stmts:
             for node in gast.walk(stmt):
                 if isinstance(node, gast.Constant) and isinstance(node.value, complex):
                     raise self.error(node, "cannot differentiate complex numbers: srcgrad "
                                            "differentiates real-valued functions of real values")
-                if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
-                    obj = self.scope.parsed.resolve(node)
-                elif isinstance(node, gast.Attribute) and isinstance(node.ctx, gast.Load):
-                    obj = self.scope.parsed.resolve(node)
-                else:
-                    continue
-                dynamic = obj is builtins or obj is builtins.__dict__ or (
-                    isinstance(node, gast.Name) and node.id == "__builtins__")
-                if (obj is not UNRESOLVED and _is_introspection(obj)) or dynamic:
-                    raise self.error(node, f"cannot differentiate a function that calls "
-                                           f"`{nodes.to_source(node)}`: it reads or runs code by "
-                                           "variable names, which the gradient renames; write the "
-                                           "expression out")
-            for node in gast.walk(stmt):
-                if not isinstance(node, gast.Call):
-                    continue
-                callee = self.scope.parsed.resolve(node.func)
-                named = [a.value for a in node.args[1:2] if isinstance(a, gast.Constant)]
-                if (callee is builtins.dir and not node.args) or (
-                        callee is builtins.getattr and named and named[0] in _INTROSPECTION):
+                if _reads_names_dynamically(node, resolve):
                     raise self.error(node, f"cannot differentiate a function that calls "
                                            f"`{nodes.to_source(node)}`: it reads or runs code by "
                                            "variable names, which the gradient renames; write the "
@@ -1162,9 +1145,7 @@ class _Normalizer:
             shapes = self.final_shapes
             shape = shapes.get(array)
             return not (isinstance(shape, tuple) and shape[0] == "array" and shape[2] == len(parts)
-                        and all((isinstance(i, gast.Constant) and type(i.value) is int) or
-                                (isinstance(i, gast.Name) and shapes.get(i.id) == SCALAR)
-                                for i in parts))
+                        and all(_integer_index(i, shapes) for i in parts))
         return test
 
     def shared_sources(self, value):
@@ -1177,8 +1158,6 @@ class _Normalizer:
             return self.shared_sources(value.body) + self.shared_sources(value.orelse)
         if isinstance(value, gast.BoolOp):
             return [n for v in value.values for n in self.shared_sources(v)]
-        if isinstance(value, gast.NamedExpr):
-            return self.shared_sources(value.value)
         if isinstance(value, (gast.List, gast.Tuple, gast.Set)):
             return [n for e in value.elts for n in self.shared_sources(e)]
         if isinstance(value, gast.Call):
@@ -1214,7 +1193,7 @@ class _Normalizer:
             return self.top.resolve(func)
         return UNRESOLVED
 
-    def live_names(self, scope=None, user=None):
+    def live_names(self, scope, user):
         """SSA name -> the user's name for it, for every variable visible here and in the
         callers of an inlined helper (all may be read later), but `user` of `scope`."""
         found = {}
@@ -1269,7 +1248,6 @@ class _Normalizer:
     def makes_0d_array(self, step):
         """Whether a step may make a 0-d array (which shapes call a number): an array
         constructor or copy, a reshape, `x[...]`; not arithmetic, ufuncs or reductions."""
-        import numpy as np
         value = step.value
         if step.rule is not None:
             return step.rule.primal in _ARRAY_MAKERS()
@@ -1281,7 +1259,7 @@ class _Normalizer:
             if callee is UNRESOLVED:
                 return isinstance(value.func, gast.Attribute) and value.func.attr in (
                     "copy", "reshape", "squeeze", "view", "astype", "__array__")
-            return callee in _ARRAY_MAKERS() or (callee is np.array)
+            return callee in _ARRAY_MAKERS()
         return False
 
     def numbers(self, shapes):
@@ -2262,6 +2240,20 @@ def _fresh_method_call(value):
         not may_return_argument(None, value.func.attr)
 
 
+def _integer_index(index, shapes):
+    """Whether an index is one integer: literals and numbers combined by arithmetic
+    (`i`, `-1`, `i - 1`, `(k + 1) % 3`)."""
+    if isinstance(index, gast.Constant):
+        return type(index.value) is int
+    if isinstance(index, gast.Name):
+        return shapes.get(index.id) == SCALAR
+    if isinstance(index, gast.UnaryOp):
+        return _integer_index(index.operand, shapes)
+    if isinstance(index, gast.BinOp):
+        return _integer_index(index.left, shapes) and _integer_index(index.right, shapes)
+    return False
+
+
 def _position(node):
     return getattr(node, "lineno", 0) or 0, getattr(node, "col_offset", 0) or 0
 
@@ -2291,10 +2283,22 @@ _INTROSPECTION = {"eval", "exec", "locals", "vars", "globals", "compile", "_getf
                   "currentframe", "stack", "dir", "__import__"}
 
 
-def _is_introspection(obj):
-    return any(obj is f for f in (builtins.eval, builtins.exec, builtins.locals, builtins.vars,
-                                  builtins.globals, builtins.compile, sys._getframe,
-                                  inspect.currentframe, inspect.stack))
+def _reads_names_dynamically(node, resolve):
+    """Whether `node` names (or calls) something that reads or runs code by variable name."""
+    if isinstance(node, gast.Call):
+        callee = resolve(node.func)
+        named = [a.value for a in node.args[1:2] if isinstance(a, gast.Constant)]
+        return (callee is builtins.dir and not node.args) or (
+            callee is builtins.getattr and bool(named) and named[0] in _INTROSPECTION)
+    if not isinstance(node, (gast.Name, gast.Attribute)) or not isinstance(node.ctx, gast.Load):
+        return False
+    if isinstance(node, gast.Name) and node.id == "__builtins__":
+        return True
+    obj = resolve(node)
+    return any(obj is f for f in (builtins, builtins.__dict__, builtins.eval, builtins.exec,
+                                  builtins.locals, builtins.vars, builtins.globals,
+                                  builtins.compile, sys._getframe, inspect.currentframe,
+                                  inspect.stack))
 
 
 def _has_slice(index):

@@ -695,8 +695,9 @@ class _Reverse:
             return names
         found = set(names)
         for n in names:
-            if n not in self._shared:
-                self._shared[n] = sharing.same_list(n, sharing.count, self.p.is_number)
+            if n not in self._shared:           # a number is a copy: it shares nothing
+                self._shared[n] = {n} if self.p.is_number(n) else \
+                    sharing.same_list(n, sharing.count, self.p.is_number)
             found |= self._shared[n]
         return found
 
