@@ -319,13 +319,11 @@ class _Normalizer:
         self.check_mutations(program.shapes)
         program.sharing = self.sharing
         program.is_number = self.numbers(program.shapes)
-        from ..rules import registry
         for fn in [self.top.fn] + self.inlined:   # defaults the code was built with
             if getattr(fn, "__defaults__", None) is not None:
                 self.guards[(fn, "=.__defaults__")] = fn.__defaults__
             if getattr(fn, "__kwdefaults__", None) is not None:
                 self.guards[(fn, "=.__kwdefaults__")] = dict(fn.__kwdefaults__)
-        self.guards[(registry, "=._VERSION")] = list(registry._VERSION)  # rules registered since
         program.guards = [(fn, name_, obj) for (fn, name_), obj in self.guards.items()]
         return program
 

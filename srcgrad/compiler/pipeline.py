@@ -55,8 +55,10 @@ def _guard_checker(checks):
 
     A chain (`actmod.act`) starts from the object its root's own test just confirmed, so
     `np.sum` costs one attribute read."""
+    from ..rules import registry             # a rule registered since: compile again
     env, tests, confirmed = {"_B": _BUILTINS, "_M": _MISSING, "_method": _method,
-                             "_same": _same_method}, [], {}
+                             "_same": _same_method, "_R": registry,
+                             "_g": registry.generation}, ["_R.generation is _g"], {}
     for k, (kind, base, root, path, obj) in enumerate(checks):
         env[f"_o{k}"] = obj
         env[f"_b{k}"] = base
@@ -75,7 +77,7 @@ def _guard_checker(checks):
         value += "".join(f".{attr}" for attr in path)
         if kind == "equal":                     # defaults: an equal value will do
             tests.append(f"{value} == _o{k}")
-        elif isinstance(obj, _BOUND):           # read anew each time: the same method
+        elif _is_bound(obj):                    # read anew each time: the same method
             tests.append(f"_same({value}, _o{k})")
         else:
             tests.append(f"{value} is _o{k}")
@@ -88,6 +90,13 @@ def _guard_checker(checks):
 
 
 _BOUND = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+
+
+def _is_bound(obj):
+    """A method bound to an object (made anew at each read); not a builtin function such as
+    `min` or `math.exp`, whose `__self__` is its module and which reads as itself."""
+    return isinstance(obj, _BOUND) and not isinstance(getattr(obj, "__self__", None),
+                                                      types.ModuleType)
 
 
 def _same_method(value, obj):

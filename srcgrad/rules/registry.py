@@ -30,6 +30,7 @@ _RULES = {}
 _NONDIFF = {}
 _METHODS = {}
 _VERSION = [0]       # bumped by every registration (the disk cache keys on it)
+generation = object()   # replaced by every registration: compiled gradients guard on it
 
 
 @dataclass(eq=False)
@@ -127,6 +128,8 @@ def _bump(what):
     text = repr((getattr(what, "__qualname__", None) or getattr(what, "__name__", "?"),
                  code.co_code if code else None, consts))
     _VERSION[0] = int(hashlib.sha256(f"{_VERSION[0]}:{text}".encode()).hexdigest()[:15], 16)
+    global generation
+    generation = object()
 
 
 def version():
