@@ -28,7 +28,7 @@ import gast
 from . import nodes
 from .namespace import Namespace, describe
 from .sharing import Sharing, may_return_argument
-from .shapes import SCALAR, infer_shapes
+from .shapes import SCALAR, constant_kind, infer_shapes, value_kind
 from .templates import template_for
 from .parse import (UNRESOLVED, input_steps, lambda_as_def, local_names,
                     lookup_global, parse_function)
@@ -144,6 +144,7 @@ class Program:
     int_names: set = field(default_factory=set)       # range loop indices (shapes.py)
     sharing: object = None         # which names may share memory (sharing.py), with numbers:
     is_number: object = None       # a test, once shapes are known, that a name holds a number
+    free_kinds: dict = field(default_factory=dict)    # constants read by name (DT) -> kind
 
 
 @dataclass(eq=False)
@@ -233,6 +234,7 @@ class _Normalizer:
         self.holders = {}              # name -> the path of an object it holds whose
         #                                attributes are differentiated (`m = self`)
         self.guards = {}               # (function, global name) -> the object it named
+        self.free_kinds = {}           # a module or closure constant's name -> its kind
         self.steps = []
         self.block = []
         self.body_items = self.block
@@ -313,7 +315,7 @@ class _Normalizer:
                           wrt_names=self.wrt_labels, wrt_ssa=self.wrt_ssa,
                           input_kinds={n: self.kinds[n] for n in self.inputs.values()
                                        if n in self.kinds},
-                          inlined=self.inlined)
+                          inlined=self.inlined, free_kinds=self.free_kinds)
         program.shapes = infer_shapes(program, self.kinds)
         self.returned_atoms = outputs
         self.check_mutations(program.shapes)
@@ -1537,6 +1539,8 @@ class _Normalizer:
                     mapping[n.id] = scope.env[n.id]
                 elif not scope.is_top and n.id not in scope.parsed.local_names:
                     mapping[n.id] = self.helper_global(scope.parsed, n.id)
+                elif n.id not in scope.parsed.local_names:
+                    self.constant_kind(scope.parsed.fn, n.id, n.id)
         return nodes.rename(node, mapping) if mapping else nodes.clone(node)
 
     def helper_global(self, parsed, name_):
@@ -1549,6 +1553,7 @@ class _Normalizer:
                 and parsed.fn.__globals__ is self.top.fn.__globals__ and name_ not in self.names.used:
             self.names.globals_read.add(name_)       # read bare: nothing may take this name
             self.names.reserved.add(name_)
+            self.constant_kind(parsed.fn, name_, name_)
             return nodes.name(name_)
         if isinstance(obj, (types.ModuleType, type)) or callable(obj):
             self.guards[(parsed.fn, name_)] = obj
@@ -1560,6 +1565,18 @@ class _Normalizer:
             return nodes.attribute(nodes.name(alias), name_)
         self.guards[(parsed.fn, name_)] = obj
         return nodes.name(self.names.cell(name_, obj))
+
+    def constant_kind(self, fn, user, name_):
+        """A module or closure constant `user` that `fn` reads (`DT = 0.01`), known to the code
+        as `name_`: its kind joins the shapes, and a guard recompiles when it changes kind
+        (another value of the same kind does not)."""
+        if name_ in self.free_kinds:
+            return
+        value = lookup_global(fn, user)
+        kind = constant_kind(value, name_)
+        if kind is not None:
+            self.free_kinds[name_] = kind
+            self.guards[(fn, "~" + user)] = value_kind(value)
 
     # ---- expressions
     def operand(self, node):

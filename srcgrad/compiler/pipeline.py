@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .emit import build, function_source, where_defined
 from .normalize import normalize
 from .parse import parse_function
+from .shapes import value_kind
 from .prune import prune
 from .reverse import reverse
 from .. import diskcache
@@ -57,9 +58,9 @@ def _guard_checker(checks):
     `np.sum` costs one attribute read."""
     from ..rules import registry             # a rule registered since: compile again
     env, tests, confirmed = {"_B": _BUILTINS, "_M": _MISSING, "_method": _method,
-                             "_same": _same_method, "_R": registry,
+                             "_same": _same_method, "_R": registry, "_kind": value_kind,
                              "_g": registry.generation}, ["_R.generation is _g"], {}
-    for k, (kind, base, root, path, obj) in enumerate(checks):
+    for k, (kind, base, root, path, obj, kind_only) in enumerate(checks):
         env[f"_o{k}"] = obj
         env[f"_b{k}"] = base
         if kind == "method":
@@ -75,13 +76,15 @@ def _guard_checker(checks):
         else:                                   # an attribute path on an object
             value = f"_b{k}"
         value += "".join(f".{attr}" for attr in path)
-        if kind == "equal":                     # defaults: an equal value will do
+        if kind_only:                           # a constant: one of the same kind will do
+            tests.append(f"_kind({value}) == _o{k}")
+        elif kind == "equal":                   # defaults: an equal value will do
             tests.append(f"{value} == _o{k}")
         elif _is_bound(obj):                    # read anew each time: the same method
             tests.append(f"_same({value}, _o{k})")
         else:
             tests.append(f"{value} is _o{k}")
-        if not path and kind != "object":
+        if not path and kind != "object" and not kind_only:
             confirmed[(id(base), root)] = k
     source = ("def check():\n    try:\n        return " + (" and ".join(tests) or "True")
               + "\n    except Exception:\n        return False\n")   # a cell emptied, an
@@ -113,17 +116,21 @@ def _method(cls, name):
 
 
 def _guard_checks(guards):
-    """(kind, namespace, root, attributes, object) per guard, roots before the chains read
-    through them. A guard (owner, name, object) is one of:
+    """(kind, namespace, root, attributes, object, kind_only) per guard, roots before the
+    chains read through them. A guard (owner, name, object) is one of:
 
     - (function, "name"): `name` as the function sees it (closure cell, global, builtin);
     - (function, "name.a.b"): the attribute chain `name.a.b` read the same way;
     - (class, "name"): a method, looked up on the class and its bases;
     - (object, ".a.b"): the attribute chain `.a.b` of that object (a module imported inside
       the function);
-    - (function, "=.__defaults__"): an attribute whose value must stay equal (defaults)."""
+    - (function, "=.__defaults__"): an attribute whose value must stay equal (defaults);
+    - (owner, "~" + any of the above, value_kind(object)): a constant whose kind (not its
+      value) the code was built for, such as a module's `DT = 0.01`."""
     checks, seen = [], set()
     for owner, name, obj in guards:
+        kind_only = name.startswith("~")
+        name = name[1:] if kind_only else name
         if name.startswith("=."):
             kind, base, root, path = "equal", owner, None, tuple(name[2:].split("."))
         elif name.startswith("."):
@@ -137,10 +144,10 @@ def _guard_checks(guards):
                 kind, base = "cell", owner.__closure__[code.co_freevars.index(root)]
             else:
                 kind, base = "globals", owner.__globals__
-        if (kind, id(base), name) in seen:
+        if (kind, kind_only, id(base), name) in seen:
             continue
-        seen.add((kind, id(base), name))
-        checks.append((kind, base, root, tuple(path), obj))
+        seen.add((kind, kind_only, id(base), name))
+        checks.append((kind, base, root, tuple(path), obj, kind_only))
     checks.sort(key=lambda check: len(check[3]))
     return checks
 

@@ -241,8 +241,8 @@ class _Reverse:
         if w in self.adj and (w in self.summed or w in self.live):
             return nodes.name(self.adj[w])
         zero = self.adjoint_name(w)
-        self.emit(Line(self.p.return_origin, zero,
-                       nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(w)])))
+        self.emit(Line(self.p.return_origin, zero, nodes.const(0.0) if self.p.shapes.get(w) == SCALAR
+                       else nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(w)])))
         return nodes.name(zero)
 
     # ---- walking the program backwards
@@ -262,6 +262,7 @@ class _Reverse:
                 self.loop_item(item)
 
     def step(self, step):
+        restored = False
         if self.contributes(step) and ((step.target in self.summed and step.target in self.adj)
                                        or step.target in self.live
                                        or (step.target in self.adj and step.target not in self.p.mutable)):
@@ -289,8 +290,12 @@ class _Reverse:
                 self.done(step.origin, name_)
             self.kill(step.target)
             if step.target in shares:
-                self.deliver(step.origin, step.target,
-                             _sum_alike(shares[step.target], self.adder(step.target)), counted=True)
+                own = _sum_alike(shares[step.target], self.adder(step.target))
+                if step.saved and self.reads_old_shape_only(own, step.target):
+                    # `y = y - r`: unbroadcast(d_y, y) means the old y, whose shape may differ
+                    self.emit(Line(step.origin, step.target, kind="restore"))
+                    restored = True
+                self.deliver(step.origin, step.target, own, counted=True)
         else:
             if self.contributes(step) and self.is_plain(step):
                 for name_ in {n for _, n in self.contributions(step)} & self.summed:
@@ -299,8 +304,16 @@ class _Reverse:
                                                 and step.target not in self.p.params):
                 self.kill(step.target)          # (`self_w = self.w` keeps the adjoint of w)
         if step.target is not None:
-            if step.saved:
+            if step.saved and not restored:
                 self.emit(Line(step.origin, step.target, kind="restore"))
+
+    def reads_old_shape_only(self, expr, name_):
+        """Whether `expr`, a self-update's share for its operand `name_`, reads `name_` and
+        only as the shape `unbroadcast` sums back to (the old value's shape), not as the
+        result (`y = np.tanh(y)`: `1 - y * y` reads the new y)."""
+        shape_refs = {id(call.args[1]) for call in self.shape_refs}
+        found = [n for n in gast.walk(expr) if isinstance(n, gast.Name) and n.id == name_]
+        return bool(found) and all(id(n) in shape_refs for n in found)
 
     def setitem(self, item):
         """`x[index] = v`: v's adjoint is d_x[index]; the overwritten elements' is zero."""
@@ -615,7 +628,9 @@ class _Reverse:
                             nodes.call(self.cell("zeros_like", runtime.zeros_like),
                                        [nodes.name(name_)]), kind="assign")
             return Line(origin, self.adjoint_name(name_), nodes.const(0.0), kind="zeros")
-        if self.p.shapes.get(name_) != SCALAR and not self.defined_in_loop(name_):
+        if self.p.shapes.get(name_) == SCALAR:     # a number: its dtype is the caller's
+            return Line(origin, self.adjoint_name(name_), nodes.const(0.0), kind="zeros")
+        if not self.defined_in_loop(name_):
             self.owned.add(name_)
         return Line(origin, self.adjoint_name(name_),
                     nodes.call(self.cell("zeros_like", runtime.zeros_like), [nodes.name(name_)]),

@@ -12,6 +12,7 @@ iterating to a fixed point.
 import operator
 
 import gast
+import numpy as np
 
 from . import nodes
 
@@ -29,6 +30,7 @@ class _Shapes:
         self.shapes = {p: kinds.get(p, ("param", p)) for p in program.params}
         self.inputs = program.input_kinds                 # values read out of arguments (self_w)
         self.shapes.update(self.inputs)
+        self.shapes.update(program.free_kinds)            # module and closure constants (DT)
         self.ints = _range_indices(program.body)
         program.int_names = self.ints
         for name in self.ints:
@@ -155,6 +157,27 @@ class _Shapes:
         from .parse import UNRESOLVED
         found = self.p.parsed.resolve(func)
         return None if found is UNRESOLVED else found
+
+
+def constant_kind(value, name_):
+    """The shape kind of a constant: SCALAR for a real number, an array's dimensions (a
+    symbol of its own for each, but 1 for size 1), else None (not known)."""
+    kind = type(value)
+    if kind is float or kind is int or (isinstance(value, np.generic) and value.dtype.kind in "fiu"):
+        return SCALAR
+    if kind is np.ndarray and value.ndim and value.dtype.kind == "f":
+        dims = tuple(1 if n == 1 else ("constant", name_, i) for i, n in enumerate(value.shape))
+        return ("array", ("dims", dims), value.ndim)
+    return None
+
+
+def value_kind(value):
+    """What code built for a constant assumed about it: its type, and for an array which of
+    its dimensions have size 1 (the compiler's shapes give every other one a symbol)."""
+    kind = type(value)
+    if kind is np.ndarray:
+        return kind, value.dtype.char, tuple(n == 1 for n in value.shape)
+    return kind
 
 
 def _range_indices(items):

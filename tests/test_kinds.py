@@ -1,0 +1,146 @@
+"""Kind inference: module and closure constants, default arguments, the elements of lists
+and tuples, loop targets and builtins get known kinds, so the generated code carries no
+`unbroadcast`, `zeros_like` or shape stacks for numbers — and stays right when a kind
+changes (the code is compiled again)."""
+import math
+
+import numpy as np
+import pytest
+
+import srcgrad
+from srcgrad.compiler import pipeline
+
+DT = 0.01
+H0 = 0.0
+SCALE = np.array([1.0, 2.0, 3.0])
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """Counts the compilations (disk cache hits included) from here on."""
+    count = []
+    real = pipeline.compile_gradient
+
+    def counting(*args, **kwargs):
+        count.append(args[0].__name__)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "compile_gradient", counting)
+    return count
+
+
+def spring(k, x0):
+    x, v = x0, 0.0
+    for _ in range(20):
+        v = v + DT * (-k * x)
+        x = x + DT * v
+    return x * x
+
+
+def spring_by_hand(k, x0):
+    xs, vs = [x0], [0.0]
+    for _ in range(20):
+        vs.append(vs[-1] + DT * (-k * xs[-1]))
+        xs.append(xs[-1] + DT * vs[-1])
+    d_x, d_v, d_k = 2 * xs[-1], 0.0, 0.0
+    for t in reversed(range(20)):
+        d_v = d_v + DT * d_x
+        d_k = d_k - DT * d_v * xs[t]
+        d_x = d_x - DT * d_v * k
+    return d_k, d_x
+
+
+def test_a_module_constant_is_a_number_to_the_compiler():
+    df = srcgrad.grad(spring, wrt=(0, 1))
+    np.testing.assert_allclose(df(2.0, 1.0), spring_by_hand(2.0, 1.0), rtol=1e-12)
+    text = srcgrad.source(df)
+    for clutter in ("unbroadcast", "zeros_like", "scalar_seed", "shape"):
+        assert clutter not in text
+
+
+def test_another_number_reuses_the_code_and_an_array_compiles_again(compiles):
+    global DT
+    df = srcgrad.grad(spring, wrt=0)
+    old = DT
+    try:
+        first = df(2.0, 1.0)
+        DT = 0.02
+        np.testing.assert_allclose(df(2.0, 1.0), spring_by_hand(2.0, 1.0)[0], rtol=1e-12)
+        assert first != df(2.0, 1.0) and compiles == ["spring"]
+        DT = np.array([0.01, 0.02])                  # now the result is an array: refused
+        with pytest.raises(srcgrad.SrcgradError):
+            df(2.0, 1.0)
+        assert len(compiles) == 2
+    finally:
+        DT = old
+
+
+def scaled(x):
+    return np.sum(SCALE * x ** 2)
+
+
+def test_an_array_constant_keeps_its_size_one_dimensions(compiles):
+    global SCALE
+    df = srcgrad.grad(scaled)
+    x = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]])
+    old = SCALE
+    try:
+        np.testing.assert_allclose(df(x), 2 * SCALE * x)
+        SCALE = np.array([[2.0], [3.0]])             # another pattern of size-1 dimensions
+        np.testing.assert_allclose(df(x), 2 * SCALE * x)
+        SCALE = np.array([4.0, 5.0, 6.0])            # the first pattern again: same kind
+        np.testing.assert_allclose(df(x), 2 * SCALE * x)
+        SCALE = np.array([3.0])                      # size 1: broadcast, summed back
+        np.testing.assert_allclose(df(x[:1]), 2 * SCALE * x[:1])
+        assert len(compiles) == 4
+    finally:
+        SCALE = old
+
+
+def make_decay(rate):
+    def decay(x):
+        y = x
+        for _ in range(3):
+            y = y - rate * y
+        return np.sum(y)
+    return decay
+
+
+def test_a_closure_constant_is_a_number_to_the_compiler():
+    df = srcgrad.grad(make_decay(0.5))
+    assert df(2.0) == pytest.approx(0.125)
+    assert "unbroadcast" not in srcgrad.source(df)
+    df = srcgrad.grad(make_decay(np.array([0.5, 0.25])))     # an array: the code sums back
+    np.testing.assert_allclose(df(2.0), np.sum([0.125, 0.75 ** 3]))
+
+
+def rnn_from_constant(a, b, xs):
+    h = H0
+    for t in range(len(xs)):
+        h = math.tanh(a * h + b * xs[t])
+    return h
+
+
+def test_the_adjoint_of_a_number_starts_at_zero():
+    df = srcgrad.grad(rnn_from_constant, wrt=(0, 1))
+    text = srcgrad.source(df, 0.5, 0.3, np.array([0.1, 0.2]))
+    assert "d_a = 0.0" in text and "d_b = 0.0" in text
+    assert "zeros_like" not in text and "unbroadcast" not in text
+    a32 = np.float32(0.5)
+    g = df(a32, 0.3, np.array([0.1, 0.2]))
+    assert type(g[0]) is np.float32 and type(g[1]) is float
+
+
+def grows(x, rate):
+    y = x
+    for _ in range(3):
+        y = y - rate * y          # a number the first time, an array after
+    return np.sum(y)
+
+
+def test_a_self_update_whose_shape_grows_sums_back_to_the_old_shape():
+    rate = np.array([0.5, 0.25])
+    df = srcgrad.grad(grows)
+    assert df(2.0, rate) == pytest.approx(np.sum((1 - rate) ** 3))
+    d_rate = srcgrad.grad(grows, wrt=1)(2.0, rate)
+    np.testing.assert_allclose(d_rate, -3 * 2.0 * (1 - rate) ** 2)
