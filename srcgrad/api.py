@@ -139,7 +139,42 @@ def _kind(value, shapes, dims):
         return NUMPY_0D
     if isinstance(value, (float, int, np.generic)):
         return NUMPY_SCALAR
+    if kind is list or kind is tuple:
+        return _sequence_kind(value, shapes, dims)
     return None
+
+
+def _sequence_kind(value, shapes, dims):
+    """A short tuple's kind: ("tuple", (kind of each element, ...)); a list's or a longer
+    tuple's: ("seq", the kind all its elements share, or None). Numbers of any Python or
+    numpy type share SCALAR; arrays share a kind only with one shape (one pass, in C)."""
+    if type(value) is tuple and len(value) <= 8:
+        return ("tuple", tuple(_kind(v, shapes, dims) for v in value))
+    types = set(map(type, value))
+    if types and types <= _NUMBERS:
+        return ("seq", SCALAR)
+    if types == {np.ndarray} and len({v.shape for v in value}) == 1:
+        return ("seq", _kind(value[0], shapes, dims))
+    return ("seq", None)
+
+
+_NUMBERS = frozenset((float, int, np.float64, np.float32, np.float16, np.longdouble))
+
+
+def _compiler_kind(kind):
+    """A key's kind as the compiler takes it: every number SCALAR."""
+    if kind in (NUMPY_SCALAR, NUMPY_0D):
+        return SCALAR
+    if type(kind) is tuple and kind[0] == "seq":
+        return ("seq", _compiler_kind(kind[1]))
+    if type(kind) is tuple and kind[0] == "tuple":
+        return ("tuple", tuple(_compiler_kind(k) for k in kind[1]))
+    return kind
+
+
+def _is_value(kind):
+    """Whether a key's kind is a number's or an array's (a value a gradient is taken of)."""
+    return kind is not None and not (type(kind) is tuple and kind[0] in ("seq", "tuple"))
 
 
 # ndarray subclasses whose operators mean something else than a plain array's
@@ -191,7 +226,7 @@ def _kinds(params, key, keywords=False):
     pairs = list(zip(params, key[:-1] if keywords else key))
     if keywords:
         pairs += list(key[-1])
-    kinds = {p: SCALAR if k in (NUMPY_SCALAR, NUMPY_0D) else k for p, k in pairs if k is not None}
+    kinds = {p: _compiler_kind(k) for p, k in pairs if k is not None}
     kinds.update({f"0d({p})": True for p, k in pairs if k == NUMPY_0D})
     return kinds
 
@@ -428,10 +463,11 @@ class _Differentiated:
                 _like(0.0, value, label)     # raises: this value cannot take a gradient
         dicts = {input_steps(label)[0] for label in labels if "[" in label}
         for name, i in zip(self.wrt, self.wrt_index):
-            if "." not in name and name not in dicts and i < len(args) and key[i] is None:
+            if "." not in name and name not in dicts and i < len(args) and not _is_value(key[i]):
                 _like(0.0, args[i])  # raises the error for an argument that cannot take a gradient
         kinds = _kinds(self.params, key, bool(kwargs))
         kinds.update(_kinds(labels, input_kinds))
+        kinds.update(self.default_kinds(len(args), kwargs))
         roots = [self.params[i] for _, i, steps in inputs if steps[0][0] == "attr"]
         for root, (cls, shadowed) in zip(roots, classes):
             kinds[f"type({root})"] = cls
@@ -457,6 +493,18 @@ class _Differentiated:
             key = key + (("inputs", labels, input_kinds, classes),)
         packing = (layout, single) if labels else None     # values read out of arguments
         found = self._compiled[key] = (compiled, floats, compiled.checker(), packing)
+        return found
+
+    def default_kinds(self, passed, kwargs):
+        """The kinds of the parameters left to their defaults (a guard recompiles when the
+        defaults change)."""
+        from .compiler.shapes import constant_kind
+        found = {}
+        for p, parameter in list(inspect.signature(self.fn).parameters.items())[passed:]:
+            if parameter.default is not parameter.empty and p not in (kwargs or ()):
+                kind = constant_kind(parameter.default, p)
+                if kind is not None:
+                    found[p] = kind
         return found
 
     def wrt_values(self, args, kwargs):
@@ -503,7 +551,8 @@ class _Differentiated:
         if np.ndarray in signature:
             signature = tuple([(a.shape, a.dtype) if type(a) is np.ndarray else type(a)
                                for a in args])
-        plain = not kwargs and not self.paths and dict not in signature
+        plain = not kwargs and not self.paths and dict not in signature \
+            and list not in signature and tuple not in signature   # (their elements' kinds)
         found = self._by_signature.get(signature) if plain else None
         if found is None or not found[2]():
             found = self._entry(self.key(args, kwargs), args, kwargs)

@@ -321,10 +321,9 @@ def test_write_through_an_index_with_a_slice(src, expected):
     np.testing.assert_allclose(check_fd(src, np.array([[0.5, 0.3], [0.1, 0.2]])), expected)
 
 
-@pytest.mark.xfail(strict=True, raises=srcgrad.SrcgradError, reason=(
-    "`t = s; t += x` refused ('may share memory') where s is a defaulted float parameter "
-    "that the call leaves out, though a float never changes in place"))
 def test_update_of_a_number_from_an_omitted_default():
+    """`t = s; t += x` where s is a defaulted float parameter the call leaves out: the
+    default's kind is known, a float never changes in place."""
     # tests/test_properties.py: NUMBER_UPDATES_ARE_ACCEPTED. f = x (s + x) + s, d/dx = s + 2x
     f = make_function("def f(x, s=-0.9):\n    t = s\n    t += x\n    return x * t + s\n")
     assert srcgrad.grad(f)(0.5) == pytest.approx(0.1)

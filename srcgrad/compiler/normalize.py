@@ -1930,7 +1930,8 @@ class _Normalizer:
             return False
         name_ = self.scope.env[node.id].id
         if name_ in self.params:
-            return self.kinds.get(name_) is not None
+            kind = self.kinds.get(name_)
+            return kind == SCALAR or isinstance(kind, tuple) and kind[0] == "array"
         if not self.scope.is_top and name_ not in self.scope.own:
             return False
         maker = next((s for s in reversed(self.steps) if s.target == name_), None)

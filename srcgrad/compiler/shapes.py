@@ -9,6 +9,7 @@ which forces `unbroadcast` where it matters. A name assigned several times (in
 a loop or branch) has the shape all its definitions agree on, found by
 iterating to a fixed point.
 """
+import builtins
 import operator
 
 import gast
@@ -36,21 +37,35 @@ class _Shapes:
         for name in self.ints:
             self.shapes[name] = SCALAR
         self.list_loops = _list_loops(program.body)
+        self.loop_targets = _loop_targets(program.body)
 
     def run(self):
         for _ in range(10):
             before = dict(self.shapes)
             for step in self.p.steps:
+                if step.target is None and isinstance(step.stmt, gast.Assign):
+                    self.unpack(step.stmt.targets[0], self.of(step.stmt.value))
                 if step.target is None or step.target in self.inputs:
                     continue
                 step.shape = self.step_shape(step)
                 self.assign(step.target, step.shape)
+            for target, source in self.loop_targets:   # `for xt in xs`: an element of xs
+                self.unpack(target, _element(self.shapes.get(source)))
             for target, elements in self.list_loops:   # `for t in [0.5, 2.0]`: numbers
                 if all(self.of(e) == SCALAR for e in elements):
                     self.assign(target, SCALAR)
             if self.shapes == before:
                 break
         return self.shapes
+
+    def unpack(self, target, shape):
+        """Bind the names of an assignment or loop target (`x, v = state`) to the parts of
+        `shape` (a tuple's per element, a sequence's element); unknown parts stay unknown."""
+        if isinstance(target, gast.Name):
+            self.assign(target.id, shape if shape is not None else ("name", target.id))
+        elif isinstance(target, (gast.Tuple, gast.List)):
+            for k, part in enumerate(target.elts):
+                self.unpack(part, _part(shape, k, len(target.elts)))
 
     def assign(self, name, shape):
         if name in self.p.mutable and name in self.shapes and self.shapes[name] != shape:
@@ -81,11 +96,21 @@ class _Shapes:
             return key if found is None else _of_dims(found[::-1], key)
         if rule.primal is operator.getitem:
             return self.element(step.operands[0], step.operands[1], key)
+        if rule.primal is builtins.sum and len(step.operands) == 1 and not step.keywords:
+            return _summed(self.of(step.operands[0]), key)
         return key
 
     def element(self, array, index, key):
         """The shape of `array[index]`: a scalar when every index is an int, one per dimension."""
         shape = self.shapes.get(array.id) if isinstance(array, gast.Name) else None
+        if _is_sequence(shape):              # xs[t] of a list, state[0] of a tuple
+            if isinstance(index, gast.Constant) and type(index.value) is int:
+                found = _part(shape, index.value, None)
+            elif not isinstance(index, gast.Slice) and self.of(index) == SCALAR:
+                found = _element(shape)
+            else:
+                found = None
+            return key if found is None else found
         parts = index.elts if isinstance(index, gast.Tuple) else [index]
         ints = all(not isinstance(i, (gast.Slice, gast.Constant)) and self.of(i) == SCALAR
                    or (isinstance(i, gast.Constant) and type(i.value) is int) for i in parts)
@@ -115,10 +140,24 @@ class _Shapes:
             return self.element(expr.value, expr.slice, key)
         if isinstance(expr, gast.Attribute) and expr.attr in ("size", "ndim"):
             return SCALAR
+        if isinstance(expr, (gast.List, gast.Tuple)) and not any(
+                isinstance(e, gast.Starred) for e in expr.elts):
+            return ("tuple", tuple(self.of(e) for e in expr.elts))
         if isinstance(expr, gast.Call):
             callee = self.resolve(expr.func)
             if getattr(callee, "__module__", None) == "math" or callee in (float, int, len):
                 return SCALAR
+            if callee in _SEQUENCES and not expr.keywords:
+                return self.sequence(callee, [self.of(a) for a in expr.args], key)
+            if callee is builtins.sum and len(expr.args) == 1 and not expr.keywords:
+                return _summed(self.of(expr.args[0]), key)
+            if callee is builtins.abs and len(expr.args) == 1:
+                return self.of(expr.args[0], key)
+            if callee in (builtins.min, builtins.max) and not expr.keywords:
+                found = [self.of(a) for a in expr.args]
+                if len(found) == 1:
+                    found = [_element(found[0])]
+                return SCALAR if found and all(f == SCALAR for f in found) else key
             if _is_ufunc(callee) and not expr.keywords:  # np.tanh(0.1): elementwise
                 return self.combine([self.of(a) for a in expr.args], key)
             if callee in _makers() and expr.args:      # np.zeros(n), np.ones((3, 2))
@@ -132,9 +171,25 @@ class _Shapes:
                 return self.of(expr.args[0], key)
         return key
 
+    def sequence(self, callee, parts, key):
+        """The shape of `list(xs)`, `zip(xs, ys)`, `enumerate(xs)`, `reversed(xs)`,
+        `range(n)`, `sorted(xs)`: a sequence of their elements' shapes."""
+        if callee is range:
+            return ("seq", SCALAR)
+        if callee is zip:
+            return ("seq", ("tuple", tuple(_element(p) for p in parts))) if parts else key
+        if callee is enumerate:
+            return ("seq", ("tuple", (SCALAR, _element(parts[0])))) if parts else key
+        if len(parts) != 1:
+            return key
+        element = _element(parts[0])
+        return key if element is None else ("seq", element)
+
     def combine(self, shapes, key):
         """The shape of an elementwise result of operands with these shapes (numpy's
         broadcasting, where every operand's dimensions are known)."""
+        if any(_is_sequence(s) for s in shapes):
+            return key                          # a list in arithmetic: not followed
         shapes = set(shapes) - {SCALAR}
         if not shapes:
             return SCALAR
@@ -178,6 +233,59 @@ def value_kind(value):
     if kind is np.ndarray:
         return kind, value.dtype.char, tuple(n == 1 for n in value.shape)
     return kind
+
+
+def _is_sequence(shape):
+    return isinstance(shape, tuple) and len(shape) == 2 and shape[0] in ("seq", "tuple")
+
+
+def _element(shape):
+    """The shape of any one element of a value of `shape` (a sequence's, a tuple's when
+    all agree, an array's row), or None."""
+    if _is_sequence(shape):
+        if shape[0] == "seq":
+            return shape[1]
+        parts = set(shape[1])
+        return parts.pop() if len(parts) == 1 and None not in parts else None
+    found = _dims(shape)
+    if found:
+        return _of_dims(found[1:], None)
+    return None
+
+
+def _part(shape, k, count):
+    """The shape of element `k` of a value of `shape` unpacked into `count` names (None:
+    any count), or None."""
+    if _is_sequence(shape) and shape[0] == "tuple":
+        parts = shape[1]
+        if (count is None or len(parts) == count) and -len(parts) <= k < len(parts):
+            return parts[k]
+        return None
+    return _element(shape)
+
+
+def _summed(shape, key):
+    """The shape of builtin `sum(x)`: a sequence's element, an array's row."""
+    found = _element(shape)
+    return key if found is None else found
+
+
+_SEQUENCES = (list, tuple, zip, enumerate, reversed, range, sorted)
+
+
+def _loop_targets(items, found=None):
+    """(target, source name) of loops over a sequence (`for xt in items`)."""
+    from .normalize import IfItem, LoopItem
+    found = [] if found is None else found
+    for item in items:
+        if isinstance(item, LoopItem):
+            if item.kind == "list" and item.target is not None:
+                found.append((item.target, item.source))
+            _loop_targets(item.body, found)
+        elif isinstance(item, IfItem):
+            _loop_targets(item.body, found)
+            _loop_targets(item.orelse, found)
+    return found
 
 
 def _range_indices(items):
