@@ -1550,9 +1550,10 @@ class Outcome:
     """What one spelling gave: status 'ok', 'refused' or 'WRONG'; `why` a line of text;
     `df`, `fn` and `call_args` for timing where it is 'ok'."""
 
-    def __init__(self, status, why="", exc=None, df=None, fn=None, call_args=None):
+    def __init__(self, status, why="", exc=None, df=None, fn=None, call_args=None, compiled=None):
         self.status, self.why, self.exc = status, why, exc
         self.df, self.fn, self.call_args = df, fn, call_args
+        self.compiled = compiled
 
     def label(self):
         if self.status == "ok":
@@ -1567,13 +1568,15 @@ def evaluate(workload, spelling, args, want):
     try:
         df = srcgrad.grad(fn, wrt=wrt)
         got = df(*call_args)
+        # what this call ran (df.last; the same df serves spellings that share a function)
+        compiled = getattr(df, "last", None)
     except Exception as exc:  # noqa: BLE001 -- a refusal (or a crash) is a result here
         kind = "" if isinstance(exc, srcgrad.SrcgradError) else f"({type(exc).__name__}) "
-        return Outcome("refused", kind + first_line(exc), exc)
+        return Outcome("refused", kind + first_line(exc).replace(ROOT + os.sep, ""), exc)
     why = compare_grads(spelling.grads(got), want, spelling.float32)
     if why is not None:
         return Outcome("WRONG", why)
-    return Outcome("ok", df=df, fn=fn, call_args=call_args)
+    return Outcome("ok", df=df, fn=fn, call_args=call_args, compiled=compiled)
 
 
 # ---------------------------------------------------------------------------
@@ -1615,10 +1618,9 @@ def generated_call(outcome):
     """A call of the generated function alone (`df.last.function`, as benchmarks/run.py's
     srcgrad.fn), without the wrapper that picks it and converts its results; None where
     this srcgrad does not expose it."""
-    df = outcome.df
     try:
-        function = df.last.function
-        call_args = tuple(getattr(df, "receiver", ())) + tuple(outcome.call_args)
+        function = outcome.compiled.function
+        call_args = tuple(getattr(outcome.df, "receiver", ())) + tuple(outcome.call_args)
         function(*call_args)
     except Exception:  # noqa: BLE001 -- internals the compiler is free to change
         return None
@@ -1709,35 +1711,43 @@ def md_table(head, rows):
     return "\n".join(out)
 
 
-def summary(rows, worst=15):
-    """Lines of text: how close the spellings come to the hand gradient and to their best."""
+WORST_HEAD = ["spelling", "× hand", "× best spelling", "srcgrad µs", "fn × hand", "forward µs",
+              "hand µs"]
+
+
+def worst_rows(rows, worst):
+    """The `worst` timed spellings by × hand, as table rows (WORST_HEAD)."""
+    timed = sorted((r for r in rows if r["us"] is not None), key=lambda r: -r["x_hand"])
+    return [[f"{r['workload']}:{r['spelling']}", fmt_x(r["x_hand"]), fmt_x(r["x_best"]),
+             fmt_us(r["us"]), fmt_x(r["gen_x_hand"]), fmt_us(r["fwd_us"]), fmt_us(r["hand_us"])]
+            for r in timed[:worst]]
+
+
+def summary(rows):
+    """Lines of text: how close the spellings come to the hand gradient and to their best,
+    and what needs attention (WRONG gradients, refusals KNOWN_REFUSALS does not list)."""
     timed = [r for r in rows if r["us"] is not None]
     refused = [r for r in rows if r["status"].startswith("refused")]
     wrong = [r for r in rows if r["status"].startswith("WRONG")]
     ratios = [r["x_hand"] for r in timed]
-    keys = {f"{r['workload']}:{r['spelling']}" for r in rows}
-    unexpected = [r for r in refused if f"{r['workload']}:{r['spelling']}" not in KNOWN_REFUSALS]
-    accepted = sorted(k for k in KNOWN_REFUSALS if k in keys and
-                      not any(f"{r['workload']}:{r['spelling']}" == k for r in refused))
+    key = lambda r: f"{r['workload']}:{r['spelling']}"  # noqa: E731
+    ran = {key(r) for r in rows}
+    unexpected = [r for r in refused if key(r) not in KNOWN_REFUSALS]
+    accepted = sorted(KNOWN_REFUSALS & ran - {key(r) for r in refused})
     lines = [f"spellings: {len(rows)} in {len({r['workload'] for r in rows})} workloads; "
              f"{len(timed)} differentiated and timed, {len(refused)} refused, {len(wrong)} WRONG"]
     if timed:
         lines += [
             f"within 1.2× of hand: {sum(x <= 1.2 for x in ratios)}; within 1.5×: "
-            f"{sum(x <= 1.5 for x in ratios)}; over 5×: {sum(x > 5 for x in ratios)}",
+            f"{sum(x <= 1.5 for x in ratios)}; over 5×: {sum(x > 5 for x in ratios)} "
+            f"(of {len(timed)})",
             f"median × hand: {statistics.median(ratios):.2f}×",
             f"within 1.5× of their workload's best spelling: "
-            f"{sum(r['x_best'] <= 1.5 for r in timed)} of {len(timed)}",
-            f"worst {min(worst, len(timed))} (× hand, × best spelling):"]
-        for r in sorted(timed, key=lambda r: -r["x_hand"])[:worst]:
-            lines.append(f"  {r['workload']}:{r['spelling']:<20} {r['x_hand']:8.2f}× hand "
-                         f"{r['x_best']:8.2f}× best  ({fmt_us(r['us'])} µs, forward "
-                         f"{fmt_us(r['fwd_us'])} µs, hand {fmt_us(r['hand_us'])} µs)")
+            f"{sum(r['x_best'] <= 1.5 for r in timed)} of {len(timed)}"]
     for r in wrong:
-        lines.append(f"WRONG: {r['workload']}:{r['spelling']}: {r['status']}")
+        lines.append(f"WRONG: {key(r)}: {r['status']}")
     for r in unexpected:
-        lines.append(f"refused and not in KNOWN_REFUSALS: {r['workload']}:{r['spelling']}: "
-                     f"{r['status']}")
+        lines.append(f"refused and not in KNOWN_REFUSALS: {key(r)}: {r['status']}")
     if accepted:
         lines.append(f"in KNOWN_REFUSALS but accepted now (drop them): {', '.join(accepted)}")
     return lines
@@ -1752,16 +1762,19 @@ def machine_line():
             f"load average {load:.2f}")
 
 
-def write_markdown(path, rows, command, machine):
-    text = [f"# srcgrad spelling corpus", "",
+def write_markdown(path, rows, command, machine, worst):
+    text = ["# srcgrad spelling corpus", "",
             f"Generated by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}.", "",
             f"- machine: {machine}",
             "- × hand: the spelling's `srcgrad.grad(f, wrt=...)(...)` call over the workload's "
-            "hand-written gradient; × best spelling: over the fastest srcgrad spelling of the "
-            "workload; × forward: over the spelling's own plain function", "",
-            md_table(HEAD, table_rows(rows)), "", "## Summary", ""]
-    text += [f"- {line.strip()}" if not line.startswith("  ") else f"    - {line.strip()}"
-             for line in summary(rows)]
+            "hand-written gradient (float32 spellings: the hand gradient on float32 arrays); "
+            "× best spelling: over the fastest srcgrad spelling of the workload (same precision); "
+            "generated fn: `df.last.function` alone, without srcgrad's wrapper; × forward: the "
+            "srcgrad call over the spelling's own plain function", "",
+            "## Summary", ""]
+    text += [f"- {line}" for line in summary(rows)]
+    text += ["", f"## The {worst} worst spellings", "", md_table(WORST_HEAD, worst_rows(rows, worst)),
+             "", "## Every spelling", "", md_table(HEAD, table_rows(rows))]
     with open(path, "w") as f:
         f.write("\n".join(text) + "\n")
 
@@ -1784,9 +1797,10 @@ def show_source(spec, quick):
     df = srcgrad.grad(fn, wrt=wrt)
     try:
         df(*call_args)
-        print(srcgrad.source(df))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 -- a refusal: say why
         print(f"refused: {type(exc).__name__}: {exc}")
+        return
+    print(srcgrad.source(df))
 
 
 def main(argv=None):
@@ -1828,12 +1842,14 @@ def main(argv=None):
     print(f"machine: {machine}")
     print(text_table(HEAD, table_rows(rows, width=90)))
     print()
-    print("\n".join(summary(rows, args.worst)))
+    print("\n".join(summary(rows)))
+    print(f"\nworst {args.worst}:")
+    print(text_table(WORST_HEAD, worst_rows(rows, args.worst)))
     if args.markdown:
         command = "python benchmarks/spellings.py" + "".join(
             f" {a}" for a in (sys.argv[1:] if argv is None else argv) if a != args.markdown
             and not a.startswith("--markdown"))
-        write_markdown(args.markdown, rows, command.strip(), machine)
+        write_markdown(args.markdown, rows, command.strip(), machine, args.worst)
     return 1 if any(r["status"].startswith("WRONG") for r in rows) else 0
 
 

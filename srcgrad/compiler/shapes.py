@@ -32,31 +32,52 @@ class _Shapes:
         self.inputs = program.input_kinds                 # values read out of arguments (self_w)
         self.shapes.update(self.inputs)
         self.shapes.update(program.free_kinds)            # module and closure constants (DT)
+        self.initial = dict(self.shapes)                  # bound before the first line
         self.ints = _range_indices(program.body)
         program.int_names = self.ints
         for name in self.ints:
             self.shapes[name] = SCALAR
         self.list_loops = _list_loops(program.body)
         self.loop_targets = _loop_targets(program.body)
+        self.defined = set()                              # mutable names defined this round
+        self.settled = set()
 
     def run(self):
+        """Rounds over the program until nothing changes. A name assigned in several places
+        (loops, branches) takes its first definition's shape in each round and becomes
+        ("any", name) when a later one in the same round disagrees; a round that changes
+        nothing is a consistent solution (each definition gives the shape every read of the
+        name assumed). Without one in 10 rounds, every such name is left unknown."""
         for _ in range(10):
-            before = dict(self.shapes)
-            for step in self.p.steps:
-                if step.target is None and isinstance(step.stmt, gast.Assign):
-                    self.unpack(step.stmt.targets[0], self.of(step.stmt.value))
-                if step.target is None or step.target in self.inputs:
-                    continue
-                step.shape = self.step_shape(step)
-                self.assign(step.target, step.shape)
-            for target, source in self.loop_targets:   # `for xt in xs`: an element of xs
-                self.unpack(target, _element(self.shapes.get(source)))
-            for target, elements in self.list_loops:   # `for t in [0.5, 2.0]`: numbers
-                if all(self.of(e) == SCALAR for e in elements):
-                    self.assign(target, SCALAR)
-            if self.shapes == before:
-                break
+            if not self.round():
+                return self.shapes
+        for name in self.p.mutable:
+            self.shapes[name] = ("any", name)
+        self.settled = set(self.p.mutable)          # stays unknown, whatever is assigned
+        self.round()
         return self.shapes
+
+    def round(self):
+        """One pass over the program; whether any shape changed."""
+        before = dict(self.shapes)
+        self.defined = set()
+        for name, shape in self.initial.items():       # an argument is a definition too
+            if name in self.p.mutable:
+                self.shapes[name] = shape
+                self.defined.add(name)
+        for target, source in self.loop_targets:       # `for xt in xs`: an element of xs
+            self.unpack(target, _element(self.shapes.get(source)))
+        for target, elements in self.list_loops:       # `for t in [0.5, 2.0]`: numbers
+            if all(self.of(e) == SCALAR for e in elements):
+                self.assign(target, SCALAR)
+        for step in self.p.steps:
+            if step.target is None and isinstance(step.stmt, gast.Assign):
+                self.unpack(step.stmt.targets[0], self.of(step.stmt.value))
+            if step.target is None or step.target in self.inputs:
+                continue
+            step.shape = self.step_shape(step)
+            self.assign(step.target, step.shape)
+        return self.shapes != before
 
     def unpack(self, target, shape):
         """Bind the names of an assignment or loop target (`x, v = state`) to the parts of
@@ -68,8 +89,12 @@ class _Shapes:
                 self.unpack(part, _part(shape, k, len(target.elts)))
 
     def assign(self, name, shape):
-        if name in self.p.mutable and name in self.shapes and self.shapes[name] != shape:
-            shape = ("any", name)          # definitions disagree: no knowledge
+        if name in self.settled:
+            return
+        if name in self.p.mutable:
+            if name in self.defined and self.shapes.get(name) != shape:
+                shape = ("any", name)          # definitions disagree: no knowledge
+            self.defined.add(name)
         self.shapes[name] = shape
 
     def step_shape(self, step):
