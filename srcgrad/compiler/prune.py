@@ -19,7 +19,7 @@ import gast
 
 from . import nodes
 from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
-from .reverse import Block, flatten
+from .reverse import Block, Line
 from .. import runtime
 
 # runtime helpers that read only the shape of one argument: (function, argument index)
@@ -28,25 +28,8 @@ _SHAPE_ONLY = ((runtime.unbroadcast, 1), (runtime.unreduce, 1), (runtime.reduced
 
 def prune(program, adjoint):
     """Drop the forward steps a gradient-only function does not need (in place)."""
-    cells = program.names.cells
     shape_args = []                               # (call node, argument index) reading a shape
-    reads = set()
-    for line in flatten(adjoint.lines):
-        if isinstance(line, Block):
-            for part in line.header[1:3]:
-                reads |= nodes.names_in(part)
-            continue
-        if line.value is None:
-            continue
-        skip = set()
-        for node in gast.walk(line.value):
-            if isinstance(node, gast.Call) and isinstance(node.func, gast.Name):
-                fn = cells.get(node.func.id)
-                for helper, index in _SHAPE_ONLY:
-                    if fn is helper and len(node.args) > index and isinstance(node.args[index], gast.Name):
-                        shape_args.append((node, index))
-                        skip.add(id(node.args[index]))
-        reads |= {n.id for n in gast.walk(line.value) if isinstance(n, gast.Name) and id(n) not in skip}
+    reads = _sweep_reads(adjoint.lines, program.names.cells, shape_args, frozenset())
     for grad in adjoint.grads:
         reads |= nodes.names_in(grad)
     reads |= set(adjoint.saved) | set(adjoint.saved_shapes)
@@ -66,6 +49,35 @@ def prune(program, adjoint):
         needed = _needed(program.body, reads | extra)
     program.body[:] = _keep(program.body, needed)
     program.steps[:] = [s for s in program.steps if not _removable(s, needed)]
+
+
+def _sweep_reads(lines, cells, shape_args, recomputed):
+    """The forward values the adjoint sweep reads. A value a backward loop recomputes at
+    the top of its body (`x_t = x[t]`) is not read from the forward sweep inside that loop;
+    values read only for their shapes are listed in `shape_args` instead."""
+    reads = set()
+    for line in lines:
+        if isinstance(line, Block):
+            for part in line.header[1:3]:
+                reads |= nodes.names_in(part) - recomputed
+            inner = recomputed | {l.target for l in line.body
+                                  if isinstance(l, Line) and l.kind == "recompute"}
+            reads |= _sweep_reads(line.body, cells, shape_args, inner)
+            reads |= _sweep_reads(line.orelse, cells, shape_args, inner)
+            continue
+        if line.value is None:
+            continue
+        skip = set()
+        for node in gast.walk(line.value):
+            if isinstance(node, gast.Call) and isinstance(node.func, gast.Name):
+                fn = cells.get(node.func.id)
+                for helper, index in _SHAPE_ONLY:
+                    if fn is helper and len(node.args) > index and isinstance(node.args[index], gast.Name):
+                        shape_args.append((node, index))
+                        skip.add(id(node.args[index]))
+        reads |= {n.id for n in gast.walk(line.value)
+                  if isinstance(n, gast.Name) and id(n) not in skip} - recomputed
+    return reads
 
 
 def _stand_in(program, name_, needed):
