@@ -15,6 +15,8 @@ primal (numpy functions, operators) or arithmetic without calls. `math`
 functions stay (`math.log(-1.0)` raises, and so does the gradient), as do calls
 of anything else, statements, writes into arrays and appends.
 """
+import math
+
 import gast
 
 from . import nodes
@@ -34,7 +36,8 @@ def prune(program, adjoint):
         reads |= nodes.names_in(grad)
     reads |= set(adjoint.saved) | set(adjoint.saved_shapes)
 
-    needed = _needed(program.body, reads)
+    safe = _constant_calls(program)
+    needed = _needed(program.body, reads, safe)
     extra = set()
     for call, index in shape_args:
         name_ = call.args[index].id
@@ -46,9 +49,10 @@ def prune(program, adjoint):
         else:
             extra.add(name_)
     if extra:
-        needed = _needed(program.body, reads | extra)
-    program.body[:] = _keep(program.body, needed)
-    program.steps[:] = [s for s in program.steps if not _removable(s, needed)]
+        needed = _needed(program.body, reads | extra, safe)
+    saves = set(adjoint.saved) | set(adjoint.saved_shapes)
+    program.body[:] = _keep(program.body, needed, safe, saves)
+    program.steps[:] = [s for s in program.steps if not _removable(s, needed, safe)]
 
 
 def _sweep_reads(lines, cells, shape_args, recomputed):
@@ -58,10 +62,13 @@ def _sweep_reads(lines, cells, shape_args, recomputed):
     reads = set()
     for line in lines:
         if isinstance(line, Block):
-            for part in line.header[1:3]:
+            read = line.header[2:3] if line.header[0] == "for" else line.header[1:3]
+            for part in read:                   # (a for loop binds its target)
                 reads |= nodes.names_in(part) - recomputed
             inner = recomputed | {l.target for l in line.body
                                   if isinstance(l, Line) and l.kind == "recompute"}
+            if line.header[0] == "for":
+                inner |= nodes.names_in(line.header[1])
             reads |= _sweep_reads(line.body, cells, shape_args, inner)
             reads |= _sweep_reads(line.orelse, cells, shape_args, inner)
             continue
@@ -103,30 +110,53 @@ def _stand_in(program, name_, needed):
     return next((p for p in program.params if program.shapes.get(p) == shape), None)
 
 
-def _removable(step, needed):
+def _removable(step, needed, safe=frozenset()):
     if not isinstance(step, Step) or step.stmt is not None or step.target is None \
             or step.value is None or step.target in needed:
         return False
     if step.rule is not None:            # math raises outside its domain: the error stays
         return getattr(step.rule.primal, "__module__", None) != "math"
-    return not any(isinstance(n, gast.Call) for n in gast.walk(step.value))
+    return id(step) in safe or not any(isinstance(n, gast.Call) for n in gast.walk(step.value))
 
 
-def _needed(body, roots):
+def _constant_calls(program):
+    """Steps that call only `math` functions on constants (`0.5 * math.log(2 * math.pi)`)
+    and do not raise: nothing is lost by leaving them out."""
+    safe = set()
+    for step in program.steps:
+        if step.rule is not None or step.value is None or step.target is None \
+                or not any(isinstance(n, gast.Call) for n in gast.walk(step.value)):
+            continue
+        names = [n for n in gast.walk(step.value) if isinstance(n, gast.Name)]
+        if any(getattr(program.parsed.resolve(n), "__name__", None) != "math" for n in names):
+            continue
+        calls = [n.func for n in gast.walk(step.value) if isinstance(n, gast.Call)]
+        if any(getattr(program.parsed.resolve(f), "__module__", None) != "math" for f in calls):
+            continue
+        try:
+            eval(compile(gast.gast_to_ast(gast.Expression(body=step.value)), "<constant>", "eval"),
+                 {"math": math})
+        except Exception:
+            continue                     # it raises: the gradient raises too
+        safe.add(id(step))
+    return safe
+
+
+def _needed(body, roots, safe):
     """Names the kept forward items read, starting from `roots`, to a fixed point (a loop
     body reads values of the previous iteration)."""
     needed = set(roots)
     while True:
         before = len(needed)
-        _visit(body, needed)
+        _visit(body, needed, safe)
         if len(needed) == before:
             return needed
 
 
-def _visit(items, needed):
+def _visit(items, needed, safe):
     for item in reversed(items):
         if isinstance(item, Step):
-            if not _removable(item, needed):
+            if not _removable(item, needed, safe):
                 if item.value is not None:
                     needed |= nodes.names_in(item.value)
                 if item.stmt is not None:
@@ -141,26 +171,29 @@ def _visit(items, needed):
                 needed |= nodes.names_in(item.index)
         elif isinstance(item, IfItem):
             needed |= nodes.names_in(item.cond)
-            _visit(item.body, needed)
-            _visit(item.orelse, needed)
+            _visit(item.body, needed, safe)
+            _visit(item.orelse, needed, safe)
         elif isinstance(item, LoopItem):
             needed.add(item.source)
             if item.test is not None:
                 needed |= nodes.names_in(item.test)
-            _visit(item.body, needed)
+            _visit(item.body, needed, safe)
 
 
-def _keep(items, needed):
+def _keep(items, needed, safe, saves):
     kept = []
     for item in items:
-        if isinstance(item, Step) and _removable(item, needed):
+        if isinstance(item, Step) and _removable(item, needed, safe):
             continue
-        if isinstance(item, SaveItem) and item.name not in needed:
-            continue
+        if isinstance(item, SaveItem) and (item.name not in needed or item.name not in saves):
+            continue                             # (the sweep restores only what it reads)
         if isinstance(item, IfItem):
-            item.body[:] = _keep(item.body, needed)
-            item.orelse[:] = _keep(item.orelse, needed)
+            item.body[:] = _keep(item.body, needed, safe, saves)
+            item.orelse[:] = _keep(item.orelse, needed, safe, saves)
         elif isinstance(item, LoopItem):
-            item.body[:] = _keep(item.body, needed)
+            item.body[:] = _keep(item.body, needed, safe, saves)
+            if not item.body and item.kind != "while" \
+                    and not nodes.names_in(item.target) & needed:
+                continue                         # nothing left to do in it
         kept.append(item)
     return kept
