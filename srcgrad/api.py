@@ -329,8 +329,10 @@ class _Differentiated:
         # wrt attribute paths: (label, root index, steps), steps (("attr", name), ...)
         self.paths = [(name, i, input_steps(name)[1])
                       for name, i in zip(self.wrt, self.wrt_index) if "." in name]
+        self.direct = {i for name, i in zip(self.wrt, self.wrt_index) if "." not in name}
         self._compiled = {}                  # key -> _entry
         self._by_signature = {}              # args' types (arrays: shapes) -> _entry
+        self._dict_inputs = {}               # (wrt name, the dict's keys) -> its inputs
         self.last = None
         functools.update_wrapper(self, fn)
 
@@ -348,11 +350,18 @@ class _Differentiated:
         for name, i in zip(self.wrt, self.wrt_index):
             value = self.root(args, kwargs, i)
             if "." not in name and type(value) is dict:
-                for k in value:
-                    if not isinstance(k, str):
-                        raise SrcgradError(f"wrt={name!r}: a dict differentiated with respect to "
-                                           f"needs string keys, not {k!r}")
-                    found.append((input_label(name, (("item", k),)), i, (("item", k),)))
+                keys = tuple(value)
+                entries = self._dict_inputs.get((name, keys))
+                if entries is None:
+                    for k in keys:
+                        if not isinstance(k, str):
+                            raise SrcgradError(f"wrt={name!r}: a dict differentiated with respect "
+                                               f"to needs string keys, not {k!r}")
+                    entries = [(input_label(name, (("item", k),)), i, (("item", k),)) for k in keys]
+                    if len(self._dict_inputs) > 64:
+                        self._dict_inputs.clear()
+                    self._dict_inputs[(name, keys)] = entries
+                found += entries
         return found
 
     def input_values(self, args, kwargs, inputs):
@@ -375,9 +384,9 @@ class _Differentiated:
         """ArgumentError for an argument srcgrad cannot differentiate with (_refusal): the
         compiled code depends on the arguments' kinds, not their dtypes or classes, so this
         runs wherever a key is made, and a call reuses a key only for the same dtypes."""
-        direct = {i for name, i in zip(self.wrt, self.wrt_index) if "." not in name}
+        direct = self.direct
         named = [(self.params[i] if i < len(self.params) else f"argument {i}", i in direct, value)
-                 for i, value in enumerate(args)]
+                 for i, value in enumerate(args) if type(value) is not float]
         for name, value in (kwargs or {}).items():
             named.append((name, name in self.params and self.params.index(name) in direct, value))
         named += [(label, True, value) for (label, _, _), value in zip(inputs, values)]
@@ -390,43 +399,52 @@ class _Differentiated:
         """Refuse a wrt value (or an object holding it) that the function can also reach by
         another argument or another attribute (`f(m, m)`, tied weights `o.a is o.b`,
         `self.me = self`): srcgrad would differentiate one path and take the other for a
-        constant."""
-        def shareable(v):
-            return not isinstance(v, (int, float, complex, str, bytes, bool, np.number, type(None)))
-
-        objects = {}                                  # id -> (label, object)
-        for label, i, steps in inputs:
-            obj, path = self.root(args, kwargs, i), self.params[i]
-            chain = [(path, obj)]
-            for kind, part in steps:
+        constant. (Labels are made only for the error: this runs at every call.)"""
+        objects = {}                        # id -> (root index, steps to it), the first path
+        for _, i, steps in inputs:
+            obj = self.root(args, kwargs, i)
+            if _shareable(obj):
+                objects.setdefault(id(obj), (i, ()))
+            for k, (kind, part) in enumerate(steps):
                 obj = getattr(obj, part, None) if kind == "attr" else obj.get(part) \
-                    if isinstance(obj, dict) else None
-                path = input_label(path, ((kind, part),))
-                chain.append((path, obj))
-            for path, obj in chain:
-                if shareable(obj):
-                    objects.setdefault(id(obj), (path, obj))
+                    if type(obj) is dict else None
+                if _shareable(obj):
+                    objects.setdefault(id(obj), (i, steps[:k + 1]))
         if not objects:
             return
-        others = [(self.params[j] if j < len(self.params) else f"argument {j}", a)
-                  for j, a in enumerate(args)] + list((kwargs or {}).items())
-        roots = {self.params[i] for _, i, _ in inputs}
-        for name, value in others:
-            if name not in roots and shareable(value) and id(value) in objects:
-                raise ArgumentError(f"{self.fn.__name__}'s argument {name} is {objects[id(value)][0]}:"
-                                    " srcgrad would differentiate one and hold the other constant;"
-                                    " pass the object once")
-        for path, obj in list(objects.values()):
-            fields = obj if isinstance(obj, dict) else getattr(obj, "__dict__", None)
-            if not isinstance(fields, dict):
+
+        def label(where):
+            return input_label(self.params[where[0]], where[1])
+
+        roots = {i for _, i, _ in inputs}
+        for j, value in enumerate(args):
+            if j not in roots and id(value) in objects and _shareable(value):
+                name = self.params[j] if j < len(self.params) else f"argument {j}"
+                raise ArgumentError(f"{self.fn.__name__}'s argument {name} is "
+                                    f"{label(objects[id(value)])}: srcgrad would differentiate "
+                                    "one and hold the other constant; pass the object once")
+        for name, value in (kwargs or {}).items():
+            if (name not in self.params or self.params.index(name) not in roots) \
+                    and id(value) in objects and _shareable(value):
+                raise ArgumentError(f"{self.fn.__name__}'s argument {name} is "
+                                    f"{label(objects[id(value)])}: srcgrad would differentiate "
+                                    "one and hold the other constant; pass the object once")
+        for i, steps in list(objects.values()):
+            obj = self.root(args, kwargs, i)
+            for kind, part in steps:
+                obj = getattr(obj, part, None) if kind == "attr" else obj.get(part)
+            is_dict = type(obj) is dict
+            fields = obj if is_dict else getattr(obj, "__dict__", None)
+            if type(fields) is not dict:
                 continue
             for k, v in fields.items():
-                inner = f"{path}[{k!r}]" if isinstance(obj, dict) else f"{path}.{k}"
-                if shareable(v) and id(v) in objects and objects[id(v)][0] != inner:
-                    raise ArgumentError(f"{inner} is {objects[id(v)][0]}: one object reached by "
-                                        "two paths (tied weights, an object holding itself); "
-                                        "srcgrad would differentiate one path and hold the other "
-                                        "constant")
+                found = objects.get(id(v))
+                inner = steps + ((("item" if is_dict else "attr"), k),)
+                if found is not None and found != (i, inner) and _shareable(v):
+                    raise ArgumentError(f"{label((i, inner))} is {label(found)}: one object "
+                                        "reached by two paths (tied weights, an object holding "
+                                        "itself); srcgrad would differentiate one path and "
+                                        "hold the other constant")
 
     def key(self, args, kwargs):
         """_key(args, kwargs), and for values read out of arguments (inputs) their labels,
@@ -436,6 +454,7 @@ class _Differentiated:
             self.check(args, kwargs)
             return _key(args, kwargs)
         values = self.input_values(args, kwargs, inputs)
+        self._read = (args, kwargs, inputs, values)    # for finish(), in the same call
         self.check(args, kwargs, inputs, values)
         self.check_one_path(args, kwargs, inputs)
         key = _key(args, kwargs, values)
@@ -521,8 +540,13 @@ class _Differentiated:
     def finish(self, grads, args, kwargs, packing=None):
         if packing is not None:
             layout, single = packing
-            inputs = self.inputs(args, kwargs)
-            values = dict(zip([label for label, _, _ in inputs], self.input_values(args, kwargs, inputs)))
+            read = self.__dict__.pop("_read", None)
+            if read is not None and read[0] is args and read[1] is kwargs:
+                inputs, values = read[2], read[3]
+            else:
+                inputs = self.inputs(args, kwargs)
+                values = self.input_values(args, kwargs, inputs)
+            values = dict(zip([label for label, _, _ in inputs], values))
             flat = (grads,) if single else grads
             out = []
             for name, where in layout:
@@ -587,6 +611,12 @@ class _Differentiated:
 
     def __repr__(self):
         return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"
+
+
+def _shareable(value):
+    """Whether a value can be reached by two paths as one object that matters (numbers and
+    strings cannot)."""
+    return not isinstance(value, (int, float, complex, str, bytes, bool, np.number, type(None)))
 
 
 def _class_of(obj):

@@ -76,7 +76,9 @@ def _guard_checker(checks):
         else:                                   # an attribute path on an object
             value = f"_b{k}"
         value += "".join(f".{attr}" for attr in path)
-        if kind_only:                           # a constant: one of the same kind will do
+        if kind_only and isinstance(obj, type):  # a number: one of the same type will do
+            tests.append(f"type({value}) is _o{k}")
+        elif kind_only:                         # an array: the same size-1 dimensions
             tests.append(f"_kind({value}) == _o{k}")
         elif kind == "equal":                   # defaults: an equal value will do
             tests.append(f"{value} == _o{k}")
