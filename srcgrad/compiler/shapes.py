@@ -121,6 +121,8 @@ class _Shapes:
             return key if found is None else _of_dims(found[::-1], key)
         if rule.primal is operator.getitem:
             return self.element(step.operands[0], step.operands[1], key)
+        if rule.primal is _make_list() and isinstance(step.value, gast.Tuple):
+            return self.of(step.value, key)          # `(x, v)`: a tuple of their shapes
         if rule.primal is builtins.sum and len(step.operands) == 1 and not step.keywords:
             return _summed(self.of(step.operands[0]), key)
         return key
@@ -296,6 +298,11 @@ def _summed(shape, key):
 
 
 _SEQUENCES = (list, tuple, zip, enumerate, reversed, range, sorted)
+
+
+def _make_list():
+    from ..rules.operators import make_list
+    return make_list
 
 
 def _loop_targets(items, found=None):
