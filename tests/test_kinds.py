@@ -3,6 +3,7 @@ and tuples, loop targets and builtins get known kinds, so the generated code car
 `unbroadcast`, `zeros_like` or shape stacks for numbers — and stays right when a kind
 changes (the code is compiled again)."""
 import math
+import types
 
 import numpy as np
 import pytest
@@ -276,3 +277,28 @@ def test_default_arguments_are_known_and_passing_them_compiles_separately(compil
     assert "unbroadcast" not in srcgrad.source(df)
     np.testing.assert_allclose(df(0.7, 0.4, XS, 0.0, 1.0), first)
     assert len(compiles) == 2
+
+
+CFG = types.ModuleType("spring_config")
+CFG.DT = 0.01
+
+
+def spring_from_config(k, x0):
+    x, v = x0, 0.0
+    for _ in range(20):
+        v = v + CFG.DT * (-k * x)
+        x = x + CFG.DT * v
+    return x * x * np.pi / np.pi
+
+
+def test_a_constant_of_a_module_is_a_number_and_is_guarded(compiles):
+    df = srcgrad.grad(spring_from_config, wrt=(0, 1))
+    np.testing.assert_allclose(df(2.0, 1.0), spring_by_hand(2.0, 1.0), rtol=1e-12)
+    assert "unbroadcast" not in srcgrad.source(df) and "shape" not in srcgrad.source(df)
+    CFG.DT = np.array([0.01, 0.02])              # an array now: the code is compiled again
+    try:
+        with pytest.raises(srcgrad.SrcgradError):  # (and the result is no number: refused)
+            df(2.0, 1.0)
+        assert len(compiles) == 2
+    finally:
+        CFG.DT = 0.01

@@ -1531,6 +1531,8 @@ class _Normalizer:
         scope = self.scope
         mapping = {}
         for n in gast.walk(node):
+            if isinstance(n, gast.Attribute) and scope.is_top:
+                self.module_constant_kind(n)
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load):
                 if n.id in scope.functions:
                     raise self.error(n, f"cannot differentiate a use of `{n.id}`, a function "
@@ -1577,6 +1579,29 @@ class _Normalizer:
         if kind is not None:
             self.free_kinds[name_] = kind
             self.guards[(fn, "~" + user)] = value_kind(value)
+
+    def module_constant_kind(self, node):
+        """`cfg.DT` or `np.pi`, a number or array read from a module the function names: its
+        kind joins the shapes like a global's (a guard recompiles when it changes kind)."""
+        path = _attribute_path(node)
+        root = node
+        while isinstance(root, gast.Attribute):
+            root = root.value
+        if not isinstance(root, gast.Name) or root.id in self.scope.env \
+                or root.id in self.scope.parsed.local_names:
+            return
+        dotted = ".".join([root.id] + path)
+        if dotted in self.free_kinds:
+            return
+        module = self.scope.parsed.resolve(root)
+        if not isinstance(module, types.ModuleType):
+            return
+        value = self.scope.parsed.resolve(node)
+        kind = constant_kind(value, dotted)
+        if kind is not None:
+            self.free_kinds[dotted] = kind
+            if module.__name__.split(".")[0] not in ("math", "numpy", "cmath"):
+                self.guards[(self.scope.parsed.fn, "~" + dotted)] = value_kind(value)
 
     # ---- expressions
     def operand(self, node):

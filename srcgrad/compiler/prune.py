@@ -15,9 +15,8 @@ primal (numpy functions, operators) or arithmetic without calls. `math`
 functions stay (`math.log(-1.0)` raises, and so does the gradient), as do calls
 of anything else, statements, writes into arrays and appends.
 """
-import math
-
 import gast
+import numpy as np
 
 from . import nodes
 from .normalize import Append, IfItem, LoopItem, SaveItem, SetItem, Step
@@ -120,22 +119,26 @@ def _removable(step, needed, safe=frozenset()):
 
 
 def _constant_calls(program):
-    """Steps that call only `math` functions on constants (`0.5 * math.log(2 * math.pi)`)
-    and do not raise: nothing is lost by leaving them out."""
+    """Steps that call only `math` functions or numpy ufuncs on constants
+    (`0.5 * math.log(2 * math.pi)`) and do not raise: nothing is lost by leaving them out."""
     safe = set()
     for step in program.steps:
         if step.rule is not None or step.value is None or step.target is None \
                 or not any(isinstance(n, gast.Call) for n in gast.walk(step.value)):
             continue
-        names = [n for n in gast.walk(step.value) if isinstance(n, gast.Name)]
-        if any(getattr(program.parsed.resolve(n), "__name__", None) != "math" for n in names):
+        modules = {n.id: program.parsed.resolve(n) for n in gast.walk(step.value)
+                   if isinstance(n, gast.Name)}
+        if any(getattr(m, "__name__", None) not in ("math", "numpy") for m in modules.values()):
             continue
-        calls = [n.func for n in gast.walk(step.value) if isinstance(n, gast.Call)]
-        if any(getattr(program.parsed.resolve(f), "__module__", None) != "math" for f in calls):
+        calls = [program.parsed.resolve(n.func) for n in gast.walk(step.value)
+                 if isinstance(n, gast.Call)]
+        if any(getattr(f, "__module__", None) != "math" and not isinstance(f, np.ufunc)
+               for f in calls):
             continue
         try:
-            eval(compile(gast.gast_to_ast(gast.Expression(body=step.value)), "<constant>", "eval"),
-                 {"math": math})
+            with np.errstate(all="raise"):
+                eval(compile(gast.gast_to_ast(gast.Expression(body=step.value)), "<constant>",
+                             "eval"), dict(modules))
         except Exception:
             continue                     # it raises: the gradient raises too
         safe.add(id(step))

@@ -167,6 +167,10 @@ class _Shapes:
             return self.element(expr.value, expr.slice, key)
         if isinstance(expr, gast.Attribute) and expr.attr in ("size", "ndim"):
             return SCALAR
+        if isinstance(expr, gast.Attribute):          # a module's constant: np.pi, cfg.DT
+            dotted = _dotted(expr)
+            if dotted in self.p.free_kinds:
+                return self.p.free_kinds[dotted]
         if isinstance(expr, (gast.List, gast.Tuple)) and not any(
                 isinstance(e, gast.Starred) for e in expr.elts):
             return ("tuple", tuple(self.of(e) for e in expr.elts))
@@ -298,6 +302,15 @@ def _summed(shape, key):
 
 
 _SEQUENCES = (list, tuple, zip, enumerate, reversed, range, sorted)
+
+
+def _dotted(node):
+    """"a.b.c" for an attribute chain on a name, else None."""
+    parts = []
+    while isinstance(node, gast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id] + parts[::-1]) if isinstance(node, gast.Name) else None
 
 
 def _make_list():
