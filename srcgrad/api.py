@@ -586,6 +586,9 @@ class _Differentiated:
                 self._by_signature[signature] = found
         compiled, floats, _, packing = found
         self.last = compiled
+        if plain and floats and not self.receiver and self.mode != "vjp" \
+                and _NUMBER_TYPES.issuperset(signature):
+            _install_fast_call(self, signature, found)
         try:
             if self.mode == "grad":
                 grads = compiled.function(*args, **kwargs)
@@ -611,6 +614,56 @@ class _Differentiated:
 
     def __repr__(self):
         return f"<srcgrad.{self.mode} of {self.fn.__qualname__} wrt {', '.join(self.wrt)}>"
+
+
+_NUMBER_TYPES = frozenset((float, int))
+
+
+def _install_fast_call(d, signature, found):
+    """Give `d` a `__call__` generated for calls whose arguments are all Python numbers of
+    these types (the common scalar case): the type tests, the guards, the gradient and its
+    conversion to floats inline, about 0.3 µs beyond the gradient itself. Anything else
+    goes the general way (`_Differentiated.__call__`)."""
+    compiled, _, check, _ = found
+    names = [f"a{i}" for i in range(len(signature))]
+    tests = " and ".join(f"type({n}) is _t{i}" for i, n in enumerate(names)) or "True"
+    count = 1 if d.single else len(d.wrt)
+    parts = [f"g{i}" for i in range(count)]
+    convert = [f"        {p} = {p} if type({p}) is float else _float({p}, {d.wrt[i]!r})"
+               for i, p in enumerate(parts)]
+    grads = "grads" if d.mode == "grad" else "value, grads"
+    unpack = f"        {parts[0]} = grads" if d.single else f"        {', '.join(parts)}, = grads"
+    result = parts[0] if d.single else f"({', '.join(parts)},)"
+    result = result if d.mode == "grad" else f"(value, {result})"
+    source = "\n".join([
+        "def __call__(self, *args, **kwargs):",
+        f"    if not kwargs and len(args) == {len(names)}:",
+        f"        {', '.join(names)}{',' if names else ''} = args",
+        f"        if {tests} and _check():",
+        "            self.last = _compiled",
+        "            try:",
+        f"                {grads} = _fn(*args)",
+        "            except Exception as exc:",
+        "                _fail(exc, self.fn, _compiled)",
+        unpack.replace("        ", "            ", 1)] +
+        [line.replace("        ", "            ", 1) for line in convert] + [
+        f"            return {result}",
+        "    return _general(self, *args, **kwargs)", ""])
+    env = {f"_t{i}": t for i, t in enumerate(signature)}
+    env.update(_check=check, _compiled=compiled, _fn=compiled.function, _float=_float,
+               _fail=_fail, _general=_Differentiated.__call__)
+    exec(compile(source, f"<srcgrad call of {d.fn.__qualname__}>", "exec"), env)
+    d.__class__ = type(_Differentiated.__name__, (_Differentiated,), {
+        "__call__": env["__call__"], "__module__": _Differentiated.__module__,
+        "__qualname__": _Differentiated.__qualname__})
+
+
+def _fail(exc, fn, compiled):
+    """Raise the user's error for an exception the generated code raised."""
+    error = _users_error(exc, fn, compiled)
+    if error is None:
+        raise exc
+    raise error from None
 
 
 def _shareable(value):

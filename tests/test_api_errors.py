@@ -418,3 +418,29 @@ def test_check_grads_and_compare_take_a_numpy_function():
     from srcgrad.testing import check_grads
     assert check_grads(np.sin, 0.3) == pytest.approx(np.cos(0.3))
     assert srcgrad.compare(np.tanh, np.array([0.3, -1.2])).ok
+
+
+# ======================================================== the fast call for numbers
+
+def log_of(x, y):
+    return math.log(x) * y
+
+
+def test_the_call_for_numbers_keeps_every_check():
+    df = srcgrad.grad(log_of, wrt=(0, 1))
+    assert df(2.0, 3.0) == (1.5, math.log(2.0))            # the general call, then the fast one
+    assert df(2.0, 3.0) == (1.5, math.log(2.0)) and type(df(2.0, 3.0)[0]) is float
+    g = df(np.float32(2.0), 3.0)                            # another kind: the general call
+    assert type(g[0]) is np.float32 and type(g[1]) is float
+    assert df(4, 3.0) == (0.75, math.log(4.0))              # an int constant... and back
+    assert df(x=2.0, y=3.0) == (1.5, math.log(2.0))         # keywords: the general call
+    errors = []
+    for _ in range(2):                                      # the same error, either call
+        with pytest.raises(Exception) as info:
+            df(-1.0, 3.0)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1] and "math domain error" in errors[0][1]
+    with pytest.raises(TypeError, match="takes 2 positional arguments but 3 were given"):
+        df(1.0, 2.0, 3.0)
+    v, g = srcgrad.value_and_grad(log_of)(2.0, 3.0)
+    assert srcgrad.value_and_grad(log_of)(2.0, 3.0) == (v, g) == (3 * math.log(2.0), 1.5)
