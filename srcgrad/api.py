@@ -339,6 +339,18 @@ class _Differentiated:
     def compiled(self, args, kwargs=None):
         return self._entry(self.key(args, kwargs), args, kwargs)[0]
 
+    def stages(self, args):
+        """Each pass's output for arguments like `args`, as text (compiled afresh)."""
+        from .compiler.pipeline import compile_gradient
+        if not args and self.last is None:
+            raise SrcgradError("pass example arguments to see the stages of a gradient not "
+                               "called yet")
+        compiled = self.compiled(args) if args else self.last
+        kinds = compiled.kinds
+        printed = compile_gradient(self.fn, compiled.wrt, self.mode, kinds,
+                                   compiled.single_pack, stages=True).stages["printed"]
+        return "".join(f"# ==== {title}\n{text}\n" for title, text in printed.items())
+
     def root(self, args, kwargs, i):
         return args[i] if i < len(args) else (kwargs or {}).get(self.params[i])
 
@@ -998,15 +1010,20 @@ def _check_seed(seed, value):
                            f"shape {np.shape(value)}: pass a seed of the output's shape")
 
 
-def source(df, *args):
+def source(df, *args, stages=False):
     """The generated source of a gradient made by grad, value_and_grad or vjp.
 
     With example arguments, the source specialised for arguments like them;
-    without, the source of the most recent call (or a generic one).
+    without, the source of the most recent call (or a generic one). With
+    `stages=True`, what each pass of the compiler produced, printed in turn: the
+    normalized program with every value's kind, the adjoint sweep, the program
+    pruned to what the sweep reads (grad only), and the generated source.
     """
     d = getattr(df, "srcgrad", df)
     if not isinstance(d, _Differentiated):
         raise SrcgradError(f"{df!r} was not made by srcgrad.grad, value_and_grad or vjp")
+    if stages:
+        return d.stages(d.receiver + args)
     if args or d.last is None:
         return d.compiled(d.receiver + args).source
     return d.last.source

@@ -4,12 +4,14 @@
           ──▶ prune (grad only) ──▶ emit (text) ──▶ build (live function)
 
 `compile_gradient(fn, wrt, mode, kinds)` runs them; `stages=True` keeps what
-each pass produced, for debugging the compiler (see docs/pipeline.md).
+each pass produced, and its printed form (`srcgrad.source(df, *args, stages=True)`;
+see docs/pipeline.md).
 """
 import builtins
 import types
 from dataclasses import dataclass
 
+from .dump import dump_adjoint, dump_program
 from .emit import build, function_source, where_defined
 from .normalize import normalize
 from .parse import parse_function
@@ -37,6 +39,8 @@ class Compiled:
     cells: dict = None           # name -> object the source reads besides the user's names
     inlined: list = ()           # the user's helpers whose bodies the source holds
     from_disk: bool = False
+    kinds: dict = None           # what it was compiled for (to print its stages again)
+    single_pack: bool = False
 
     def still_valid(self):
         """Whether every global, closure variable, method and attribute the compiled code
@@ -162,8 +166,10 @@ def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
     if not stages:
         cached = diskcache.load(fn, wrt, mode, kinds, single)
         if cached is not None:
+            cached.kinds, cached.single_pack = kinds, single
             return cached
     compiled = _compile(fn, wrt, mode, kinds, single, stages)
+    compiled.kinds, compiled.single_pack = kinds, single
     if not stages:
         diskcache.store(compiled, fn, wrt, mode, kinds, single)
     return compiled
@@ -172,13 +178,19 @@ def compile_gradient(fn, wrt, mode, kinds, single=False, stages=False):
 def _compile(fn, wrt, mode, kinds, single, stages):
     parsed = parse_function(fn)
     program = normalize(parsed, wrt, kinds)
+    printed = {"normalized": dump_program(program)} if stages else None
     adjoint = reverse(program, program.wrt_ssa, mode)   # wrt "self.w" is read into self_w
+    if stages:
+        printed["adjoint"] = dump_adjoint(adjoint)
     if mode == "grad":
         prune(program, adjoint)          # the value is not returned: only what the sweep reads
+        if stages:
+            printed["pruned"] = dump_program(program)
     name = program.names.fresh(f"{mode}_{'lambda' if parsed.is_lambda else fn.__name__}")
     source = function_source(program, adjoint, mode, name, single)
     function, filename = build(fn, program.names.cells, source, name, where_defined(parsed))
-    kept = {"parsed": parsed, "normalized": program, "adjoint": adjoint} if stages else None
+    kept = {"parsed": parsed, "normalized": program, "adjoint": adjoint,
+            "printed": dict(printed, generated=source)} if stages else None
     return Compiled(function, source, filename, tuple(wrt), mode, program.return_origin.where(),
                     "_stack.pop()" in source, program.guards, kept, dict(program.names.cells),
                     list(program.inlined))
