@@ -1570,38 +1570,34 @@ class _Normalizer:
 
     def constant_kind(self, fn, user, name_):
         """A module or closure constant `user` that `fn` reads (`DT = 0.01`), known to the code
-        as `name_`: its kind joins the shapes, and a guard recompiles when it changes kind
-        (another value of the same kind does not)."""
-        if name_ in self.free_kinds:
-            return
-        value = lookup_global(fn, user)
-        kind = constant_kind(value, name_)
-        if kind is not None:
-            self.free_kinds[name_] = kind
-            self.guards[(fn, "~" + user)] = value_kind(value)
+        as `name_`."""
+        if name_ not in self.free_kinds:
+            self.note_constant(fn, user, name_, lookup_global(fn, user), guarded=True)
 
     def module_constant_kind(self, node):
-        """`cfg.DT` or `np.pi`, a number or array read from a module the function names: its
-        kind joins the shapes like a global's (a guard recompiles when it changes kind)."""
-        path = _attribute_path(node)
+        """`cfg.DT` or `np.pi`, a number or array read from a module the function names."""
         root = node
         while isinstance(root, gast.Attribute):
             root = root.value
         if not isinstance(root, gast.Name) or root.id in self.scope.env \
                 or root.id in self.scope.parsed.local_names:
             return
-        dotted = ".".join([root.id] + path)
-        if dotted in self.free_kinds:
-            return
+        dotted = ".".join([root.id] + _attribute_path(node))
         module = self.scope.parsed.resolve(root)
-        if not isinstance(module, types.ModuleType):
+        if dotted in self.free_kinds or not isinstance(module, types.ModuleType):
             return
-        value = self.scope.parsed.resolve(node)
-        kind = constant_kind(value, dotted)
+        self.note_constant(self.scope.parsed.fn, dotted, dotted, self.scope.parsed.resolve(node),
+                           guarded=module.__name__.split(".")[0] not in ("math", "numpy", "cmath"))
+
+    def note_constant(self, fn, read, name_, value, guarded):
+        """The kind of a constant `fn` reads as `read` joins the shapes (as `name_`); with
+        `guarded`, a guard recompiles when it changes kind (another value of the same kind
+        does not)."""
+        kind = constant_kind(value, name_)
         if kind is not None:
-            self.free_kinds[dotted] = kind
-            if module.__name__.split(".")[0] not in ("math", "numpy", "cmath"):
-                self.guards[(self.scope.parsed.fn, "~" + dotted)] = value_kind(value)
+            self.free_kinds[name_] = kind
+            if guarded:
+                self.guards[(fn, "~" + read)] = value_kind(value)
 
     # ---- expressions
     def operand(self, node):
